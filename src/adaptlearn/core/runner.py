@@ -1,0 +1,304 @@
+"""Running an experiment: the run folder, the :class:`RunContext` and the results contract.
+
+A run writes into ``<out>/<name>/<UTC timestamp>-<config hash>.partial/`` and renames the folder
+to drop ``.partial`` once everything is written, so a finished run folder is always complete.
+Every file inside is itself written atomically. ``--resume`` picks the newest ``.partial`` folder
+of the same experiment and config and continues it: finished trials come from their JSON cache,
+unfinished ones from their last checkpoint.
+
+The folder holds ``config.json``, ``environment.json`` (versions, machine, git commit),
+``results.json`` (per method and metric: mean, 95% bootstrap CI, n, values; the claim and the
+verdict), ``metrics.csv`` (curves), ``figures/*.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adaptlearn.core.config import config_hash, config_to_dict
+from adaptlearn.core.environment import describe_environment
+from adaptlearn.core.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from adaptlearn.core.registry import Experiment
+from adaptlearn.core.seeding import Rngs, seed_everything
+from adaptlearn.core.stats import summarize
+from adaptlearn.core.trials import Trial, TrialFn, TrialResult, make_trials, run_trials
+
+__all__ = ["RunContext", "RunOptions", "find_resumable", "run_experiment"]
+
+log = logging.getLogger(__name__)
+
+PARTIAL = ".partial"
+
+
+class RunOptions:
+    """How to run: seed, backend, device, resume, progress (the CLI's flags)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        out: str | os.PathLike[str] = "runs",
+        preset: str = "quick",
+        backend: str = "local",
+        workers: int = 1,
+        ray_address: str | None = None,
+        device: str = "auto",
+        resume: bool | str = False,
+        quiet: bool = False,
+        threads: int = 1,
+        command: str | None = None,
+    ) -> None:
+        self.seed = seed
+        self.out = Path(out)
+        self.preset = preset
+        self.backend = backend
+        self.workers = workers
+        self.ray_address = ray_address
+        self.device = device
+        self.resume = resume
+        self.quiet = quiet
+        self.threads = threads
+        self.command = command
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` becomes ``"cuda"`` when available, else ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"`device` must be one of 'auto', 'cpu', 'cuda[:N]'; got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"`device` {device!r} requested but CUDA is not available")
+    return device
+
+
+class RunContext:
+    """Everything an experiment's ``run(config, ctx)`` writes its results through.
+
+    Typical use::
+
+        results = ctx.run_trials(train_one, ctx.make_trials(["adam", "adamod"]))
+        ctx.add_trial_results(results, higher_is_better={"test_acc": True, "loss": False})
+        fig, ax = new_figure(); plot_curves(ax, ctx.metrics, "step", "loss")
+        ctx.save_figure(fig, "loss")
+        ctx.set_verdict("AdaMod beat Adam on 3/3 seeds", supported=True)
+    """
+
+    def __init__(
+        self, experiment: Experiment, config: Any, run_dir: Path, options: RunOptions
+    ) -> None:
+        self.experiment = experiment
+        self.config = config
+        self.run_dir = run_dir
+        self.options = options
+        self.seed = options.seed
+        self.device = resolve_device(options.device)
+        self.rngs: Rngs = seed_everything(options.seed)
+        self.metrics: list[dict[str, Any]] = []
+        self._values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self._direction: dict[str, bool | None] = {}
+        self._sections: list[tuple[str, str]] = []
+        self._figures: list[str] = []
+        self._extra: dict[str, Any] = {}
+        self.baseline: str | None = experiment.baseline
+        self.verdict: str | None = None
+        self.supported: bool | None = None
+        self.timing: dict[str, dict[str, float]] = defaultdict(lambda: {"wall_s": 0.0, "cpu_s": 0.0})
+
+    # --- trials -----------------------------------------------------------------------------
+    @property
+    def seeds(self) -> list[int]:
+        """Seeds of this run: ``seed, seed+1, ...`` for the config's ``n_seeds`` (default 1)."""
+        n = int(getattr(self.config, "n_seeds", 1))
+        return [self.seed + i for i in range(n)]
+
+    def make_trials(self, methods: Sequence[str], **grid: Sequence[Any]) -> list[Trial]:
+        """Trials for ``methods`` x ``grid`` x :attr:`seeds`."""
+        return make_trials(methods, self.seeds, **grid)
+
+    def run_trials(self, fn: TrialFn, trials: Sequence[Trial]) -> list[TrialResult]:
+        """Run trials with the backend chosen on the command line (cached and resumable)."""
+        o = self.options
+        return run_trials(
+            fn,
+            trials,
+            self.config,
+            backend=o.backend,
+            workers=o.workers,
+            ray_address=o.ray_address,
+            cache_dir=self.run_dir / "trials",
+            checkpoint_dir=self.run_dir / "checkpoints",
+            resume=bool(o.resume),
+            show_progress=not o.quiet,
+            device=self.device,
+            threads=o.threads,
+        )
+
+    # --- recording results ------------------------------------------------------------------
+    def log(self, **row: Any) -> None:
+        """Append one row to ``metrics.csv`` (e.g. ``method=, seed=, step=, loss=``)."""
+        self.metrics.append(row)
+
+    def add_result(
+        self, method: str, metric: str, value: float, *, higher_is_better: bool | None = None
+    ) -> None:
+        """Record one value (typically one seed) of ``metric`` for ``method``."""
+        self._values[method][metric].append(float(value))
+        if higher_is_better is not None or metric not in self._direction:
+            self._direction[metric] = higher_is_better
+
+    def add_trial_results(
+        self,
+        results: Sequence[TrialResult],
+        *,
+        higher_is_better: dict[str, bool] | None = None,
+        label: str = "method",
+    ) -> None:
+        """Record every trial's final metrics, curves (into ``metrics.csv``) and timing.
+
+        Args:
+            results: from :meth:`run_trials`.
+            higher_is_better: direction per metric, for the comparison with the baseline.
+            label: ``"method"`` groups by method name; ``"method+params"`` adds the params.
+        """
+        directions = higher_is_better or {}
+        for r in results:
+            name = r.trial.method
+            if label == "method+params" and r.trial.params:
+                name += "(" + ",".join(f"{k}={v}" for k, v in r.trial.params) + ")"
+            for metric, value in r.final.items():
+                self.add_result(name, metric, value, higher_is_better=directions.get(metric))
+            for row in r.curve:
+                self.metrics.append({**r.trial.as_dict(), **row})
+            self.timing[name]["wall_s"] += r.wall_s
+            self.timing[name]["cpu_s"] += r.cpu_s
+
+    def save_figure(self, fig: Any, name: str) -> Path:
+        """Save a matplotlib figure as ``figures/<name>.png``."""
+        from adaptlearn.core.plotting import save_figure
+
+        path = save_figure(fig, self.run_dir / "figures" / f"{name}.png")
+        self._figures.append(f"figures/{name}.png")
+        return path
+
+    def add_section(self, title: str, markdown: str) -> None:
+        """Add a free-form Markdown section to ``report.md``."""
+        self._sections.append((title, markdown))
+
+    def note(self, key: str, value: Any) -> None:
+        """Store extra JSON-able data under ``results.json["extra"][key]``."""
+        self._extra[key] = value
+
+    def set_baseline(self, method: str) -> None:
+        """Method that the report compares every other method with."""
+        self.baseline = method
+
+    def set_verdict(self, text: str, *, supported: bool | None) -> None:
+        """The observed verdict on the paper's claim, computed from the numbers of this run."""
+        self.verdict = text
+        self.supported = supported
+
+    def mean(self, method: str, metric: str) -> float:
+        """Mean of the values recorded for ``method`` and ``metric`` (nan if none)."""
+        import math
+
+        vals = self._values.get(method, {}).get(metric, [])
+        return sum(vals) / len(vals) if vals else math.nan
+
+    # --- output -----------------------------------------------------------------------------
+    def results(self) -> dict[str, Any]:
+        """The ``results.json`` document."""
+        methods = {
+            m: {metric: summarize(vals) for metric, vals in metrics.items()}
+            for m, metrics in self._values.items()
+        }
+        for m, t in self.timing.items():
+            if m in methods:
+                methods[m]["_timing"] = dict(t)  # type: ignore[assignment]
+        exp = self.experiment
+        return {
+            "experiment": exp.name,
+            "family": exp.family,
+            "paper": exp.paper,
+            "claim": exp.claim,
+            "preset": self.options.preset,
+            "seed": self.seed,
+            "seeds": self.seeds,
+            "device": self.device,
+            "baseline": self.baseline,
+            "higher_is_better": self._direction,
+            "methods": methods,
+            "verdict": self.verdict,
+            "supported": self.supported,
+            "figures": self._figures,
+            "sections": [{"title": t, "markdown": md} for t, md in self._sections],
+            "extra": self._extra,
+            "command": self.options.command,
+        }
+
+
+def find_resumable(out: Path, name: str, chash: str) -> Path | None:
+    """Newest unfinished run folder of experiment ``name`` with config hash ``chash``."""
+    parent = out / name
+    if not parent.is_dir():
+        return None
+    candidates = sorted(p for p in parent.iterdir() if p.name.endswith(f"-{chash}{PARTIAL}"))
+    return candidates[-1] if candidates else None
+
+
+def run_experiment(experiment: Experiment, config: Any, options: RunOptions) -> Path:
+    """Run ``experiment`` with ``config``; return the finished run folder."""
+    from adaptlearn.core.report import render_run_markdown
+
+    chash = config_hash(config)
+    run_dir: Path | None = None
+    if options.resume:
+        if isinstance(options.resume, str):
+            run_dir = Path(options.resume)
+            if not run_dir.is_dir():
+                raise FileNotFoundError(f"`--resume` folder {run_dir} does not exist")
+        else:
+            run_dir = find_resumable(options.out, experiment.name, chash)
+        if run_dir is None:
+            log.warning("nothing to resume for %s (config %s); starting anew", experiment.name, chash)
+        else:
+            log.info("resuming %s", run_dir)
+    if run_dir is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        run_dir = options.out / experiment.name / f"{stamp}-{chash}{PARTIAL}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    atomic_write_json(
+        run_dir / "config.json",
+        {"experiment": experiment.name, "preset": options.preset, "seed": options.seed,
+         "config_hash": chash, "config": config_to_dict(config)},
+    )
+    env = describe_environment()
+    env.update({"backend": options.backend, "workers": options.workers,
+                "threads_per_trial": options.threads})
+    atomic_write_json(run_dir / "environment.json", env)
+
+    ctx = RunContext(experiment, config, run_dir, options)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    experiment.run(config, ctx)
+    results = ctx.results()
+    results["wall_s"] = time.perf_counter() - wall0
+    results["driver_cpu_s"] = time.process_time() - cpu0
+    results["environment"] = {k: env[k] for k in ("platform", "cpu_count", "git_commit")}
+    atomic_write_json(run_dir / "results.json", results)
+    atomic_write_csv(run_dir / "metrics.csv", ctx.metrics)
+    atomic_write_text(run_dir / "report.md", render_run_markdown(results))
+
+    final = run_dir.with_name(run_dir.name.removesuffix(PARTIAL))
+    if final != run_dir:
+        os.replace(run_dir, final)
+    return final

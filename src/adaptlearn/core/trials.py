@@ -1,0 +1,325 @@
+"""Trials (methods x seeds x hyperparameters) run through one interface with three backends.
+
+A *trial function* is a module-level function ``fn(trial, config, tctx) -> dict`` returning::
+
+    {"final": {"metric": float, ...},          # final metrics of this trial
+     "curve": [{"step": 0, "loss": 1.2}, ...],  # optional rows for metrics.csv
+     "extra": {...}}                             # optional JSON-able data
+
+It must take all of its randomness from ``trial.seed`` (the executor also seeds the global RNGs
+with it), so that the ``local``, ``process`` and ``ray`` backends give the same results.
+Completed trials are cached as JSON in the run folder, and a trial function may checkpoint its
+own state through ``tctx`` so that a resumed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptlearn.core.io import atomic_write_json, load_checkpoint, save_checkpoint
+from adaptlearn.core.seeding import pin_threads, seed_everything
+
+__all__ = [
+    "BACKENDS",
+    "Trial",
+    "TrialContext",
+    "TrialFailedError",
+    "TrialResult",
+    "make_trials",
+    "run_trials",
+]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("local", "process", "ray")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One unit of work: a method, a seed and hyperparameters (sorted ``(name, value)`` pairs)."""
+
+    method: str
+    seed: int
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """File-safe unique name, e.g. ``adamod-lr=0.01-seed3``."""
+        parts = [self.method] + [f"{k}={v}" for k, v in self.params] + [f"seed{self.seed}"]
+        return re.sub(r"[^A-Za-z0-9_.=+-]", "_", "-".join(parts))
+
+    def param(self, name: str, default: Any = None) -> Any:
+        """Value of hyperparameter ``name`` (or ``default``)."""
+        return dict(self.params).get(name, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Method, seed and params flattened into one dict (for metric rows)."""
+        return {"method": self.method, "seed": self.seed, **dict(self.params)}
+
+
+def make_trials(
+    methods: Sequence[str], seeds: Sequence[int], **grid: Sequence[Any]
+) -> list[Trial]:
+    """Cartesian product of methods x hyperparameter grid x seeds."""
+    import itertools
+
+    names = sorted(grid)
+    combos = list(itertools.product(*(grid[n] for n in names))) if names else [()]
+    return [
+        Trial(method=m, seed=int(s), params=tuple(zip(names, combo, strict=True)))
+        for m in methods
+        for combo in combos
+        for s in seeds
+    ]
+
+
+@dataclass
+class TrialResult:
+    """What a trial produced, plus its wall-clock and CPU seconds."""
+
+    trial: Trial
+    final: dict[str, float]
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form (used for the per-trial cache)."""
+        return {
+            "trial": {"method": self.trial.method, "seed": self.trial.seed,
+                      "params": [list(p) for p in self.trial.params]},
+            "final": self.final,
+            "curve": self.curve,
+            "extra": self.extra,
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialResult:
+        """Inverse of :meth:`to_json`."""
+        t = data["trial"]
+        trial = Trial(t["method"], int(t["seed"]), tuple((k, v) for k, v in t["params"]))
+        return cls(trial, data["final"], data["curve"], data["extra"], data["wall_s"], data["cpu_s"])
+
+
+class TrialFailedError(RuntimeError):
+    """A trial raised; the message names the trial and the original error."""
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What a trial function gets besides its trial and config: checkpoints, progress, device.
+
+    Attributes:
+        trial: the trial being run.
+        checkpoint_dir: folder for this run's checkpoints (``None``: checkpointing disabled).
+        resume: whether to load an existing checkpoint.
+        show_progress: whether progress bars may be shown.
+        device: torch device string chosen for the run (``"cpu"`` or ``"cuda"``).
+        threads: torch/BLAS threads this trial may use.
+    """
+
+    trial: Trial
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    show_progress: bool = False
+    device: str = "cpu"
+    threads: int = 1
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """Path of this trial's checkpoint file, or ``None``."""
+        if self.checkpoint_dir is None:
+            return None
+        return Path(self.checkpoint_dir) / f"{self.trial.key}.pt"
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint of this trial when resuming, else ``None``."""
+        path = self.checkpoint_path
+        if not self.resume or path is None or not path.exists():
+            return None
+        log.info("resuming trial %s from %s", self.trial.key, path)
+        return load_checkpoint(path)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Atomically save ``state`` as this trial's checkpoint (no-op if disabled)."""
+        path = self.checkpoint_path
+        if path is not None:
+            save_checkpoint(path, state)
+
+    def progress(self, iterable: Any = None, **kwargs: Any) -> Any:
+        """A progress bar for this trial (off in workers and with ``--quiet``)."""
+        from adaptlearn.core.progress import progress
+
+        kwargs.setdefault("desc", self.trial.key)
+        kwargs.setdefault("leave", False)
+        if not self.show_progress:
+            kwargs["disable"] = True
+        return progress(iterable, **kwargs)
+
+
+TrialFn = Callable[[Trial, Any, TrialContext], dict[str, Any]]
+
+
+def _execute(fn: TrialFn, trial: Trial, config: Any, tctx: TrialContext) -> dict[str, Any]:
+    """Run one trial in the current process: pin threads, seed, time, check the return value."""
+    pin_threads(tctx.threads)
+    seed_everything(trial.seed)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        out = fn(trial, config, tctx)
+    except Exception as err:
+        raise TrialFailedError(f"trial {trial.key} failed: {type(err).__name__}: {err}") from err
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if not isinstance(out, dict) or "final" not in out:
+        raise TrialFailedError(f"trial function for {trial.key} must return a dict with 'final'")
+    result = TrialResult(
+        trial=trial,
+        final={k: float(v) for k, v in out["final"].items()},
+        curve=list(out.get("curve", [])),
+        extra=dict(out.get("extra", {})),
+        wall_s=wall,
+        cpu_s=cpu,
+    )
+    # Round-trip through JSON so every backend returns exactly what the cache would.
+    return json.loads(json.dumps(result.to_json(), default=float))
+
+
+def run_trials(
+    fn: TrialFn,
+    trials: Sequence[Trial],
+    config: Any,
+    *,
+    backend: str = "local",
+    workers: int = 1,
+    ray_address: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    show_progress: bool = False,
+    device: str = "cpu",
+    threads: int = 1,
+) -> list[TrialResult]:
+    """Run ``trials`` with ``fn`` on ``backend`` and return results in the order of ``trials``.
+
+    Args:
+        fn: module-level trial function (it is pickled for ``process`` and ``ray``).
+        trials: the trials; keys must be unique.
+        config: the experiment config passed to every trial.
+        backend: ``"local"`` (in this process, one after another), ``"process"`` (a pool of
+            ``workers`` processes) or ``"ray"`` (Ray tasks; a local Ray instance when
+            ``ray_address`` is ``None``).
+        workers: processes for ``process``; CPUs for a local Ray instance.
+        ray_address: address of an existing Ray cluster (``"auto"`` or ``"host:port"``).
+        cache_dir: folder of per-trial JSON results; cached trials are not run again.
+        checkpoint_dir: folder for trial checkpoints (see :class:`TrialContext`).
+        resume: load cached results and checkpoints.
+        show_progress: allow progress bars (local backend only).
+        device: torch device string passed to trial functions.
+        threads: torch/BLAS threads per trial.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}; got {backend!r}")
+    if workers < 1:
+        raise ValueError(f"`workers` must be an int in [1, inf); got {workers!r}")
+    keys = [t.key for t in trials]
+    if len(set(keys)) != len(keys):
+        raise ValueError("trial keys must be unique (same method, seed and params twice?)")
+
+    results: dict[str, TrialResult] = {}
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None and resume:
+        for t in trials:
+            path = cache / f"{t.key}.json"
+            if path.exists():
+                results[t.key] = TrialResult.from_json(json.loads(path.read_text()))
+                log.info("trial %s loaded from cache", t.key)
+    todo = [t for t in trials if t.key not in results]
+    ckpt = str(checkpoint_dir) if checkpoint_dir is not None else None
+
+    def contexts(local: bool) -> Iterator[tuple[Trial, TrialContext]]:
+        for t in todo:
+            yield t, TrialContext(t, ckpt, resume, show_progress and local, device, threads)
+
+    def store(data: dict[str, Any]) -> None:
+        res = TrialResult.from_json(data)
+        results[res.trial.key] = res
+        if cache is not None:
+            atomic_write_json(cache / f"{res.trial.key}.json", data)
+
+    if backend == "local" or not todo:
+        from adaptlearn.core.progress import progress
+
+        bar = progress(total=len(todo), desc="trials", disable=None if show_progress else True)
+        for t, tctx in contexts(local=True):
+            store(_execute(fn, t, config, tctx))
+            bar.update(1)
+        bar.close()
+    elif backend == "process":
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_execute, fn, t, config, c) for t, c in contexts(local=False)]
+            for fut in as_completed(futures):
+                store(fut.result())
+    else:
+        _run_ray(fn, list(contexts(local=False)), config, workers, ray_address, store)
+    return [results[k] for k in keys]
+
+
+def _run_ray(
+    fn: TrialFn,
+    items: list[tuple[Trial, TrialContext]],
+    config: Any,
+    workers: int,
+    address: str | None,
+    store: Callable[[dict[str, Any]], None],
+) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(
+            "backend 'ray' needs the optional dependency ray: pip install 'adaptlearn[distributed]'"
+        ) from err
+    started_here = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            kwargs["num_cpus"] = workers
+        else:
+            kwargs["address"] = address
+        # Workers must import adaptlearn from the same source tree as the driver.
+        src = str(Path(__file__).resolve().parents[2])
+        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": src + os.pathsep +
+                                              os.environ.get("PYTHONPATH", "")}}
+        ray.init(**kwargs)
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_execute)
+        pending = {remote.remote(fn, t, config, c): t for t, c in items}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                pending.pop(ref)
+                store(ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def trial_config_fields(config: Any) -> dict[str, Any]:
+    """Config as a dict (helper for trial functions that log their settings)."""
+    return dataclasses.asdict(config)
