@@ -32,24 +32,46 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment (or `all`)")
     run.add_argument("name", help="experiment name, or `all`")
     size = run.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="preset", action="store_const", const="quick",
-                      help="small default, minutes on 2 CPU cores (default)")
-    size.add_argument("--full", dest="preset", action="store_const", const="full",
-                      help="paper-scale settings")
+    size.add_argument(
+        "--quick",
+        dest="preset",
+        action="store_const",
+        const="quick",
+        help="small default, minutes on 2 CPU cores (default)",
+    )
+    size.add_argument(
+        "--full", dest="preset", action="store_const", const="full", help="paper-scale settings"
+    )
     size.add_argument("--preset", dest="preset", help="preset by name: tiny, quick, full")
     run.set_defaults(preset="quick")
     run.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     run.add_argument("--out", default="runs", help="output folder (default runs/)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field (repeatable)")
-    run.add_argument("--backend", choices=("local", "process", "ray"), default="local",
-                     help="where trials run (default local)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (repeatable)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=("local", "process", "ray"),
+        default="local",
+        help="where trials run (default local)",
+    )
     run.add_argument("--workers", type=int, default=1, help="processes / Ray CPUs (default 1)")
     run.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     run.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    run.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
-                     help="continue the newest unfinished run with the same config, or RUN_DIR")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN_DIR",
+        help="continue the newest unfinished run with the same config, or RUN_DIR",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     rep = sub.add_parser("report", help="turn run folders into report.html and report.md")
@@ -126,12 +148,26 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     failures = 0
     for exp, config in zip(experiments, configs, strict=True):
         options = RunOptions(
-            seed=args.seed, out=args.out, preset=args.preset, backend=args.backend,
-            workers=args.workers, ray_address=args.address, device=args.device,
-            resume=args.resume, quiet=args.quiet, threads=args.threads,
-            command="adaptlearn " + shlex.join(
-                ["run", exp.name, f"--preset={args.preset}", f"--seed={args.seed}",
-                 *[f"--set={o}" for o in args.overrides]]),
+            seed=args.seed,
+            out=args.out,
+            preset=args.preset,
+            backend=args.backend,
+            workers=args.workers,
+            ray_address=args.address,
+            device=args.device,
+            resume=args.resume,
+            quiet=args.quiet,
+            threads=args.threads,
+            command="adaptlearn "
+            + shlex.join(
+                [
+                    "run",
+                    exp.name,
+                    f"--preset={args.preset}",
+                    f"--seed={args.seed}",
+                    *[f"--set={o}" for o in args.overrides],
+                ]
+            ),
         )
         log.info("running %s (preset %s)", exp.name, args.preset)
         try:

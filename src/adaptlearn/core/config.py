@@ -39,7 +39,7 @@ def _type_name(tp: Any) -> str:
 
 
 def parse_value(text: str, tp: Any) -> Any:
-    """Convert command-line ``text`` to a value of type ``tp``; raise ValueError if it does not fit."""
+    """Convert command-line ``text`` to a value of type ``tp``; ValueError if it does not fit."""
     origin = get_origin(tp)
     if origin is Literal:
         for option in get_args(tp):

@@ -13,8 +13,19 @@ from typing import Any
 __all__ = ["describe_environment", "git_commit"]
 
 _PACKAGES = (
-    "adaptlearn", "torch", "numpy", "scipy", "matplotlib", "gymnasium", "ale-py", "pettingzoo",
-    "statsmodels", "scikit-learn", "ray", "minatar", "lda",
+    "adaptlearn",
+    "torch",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "gymnasium",
+    "ale-py",
+    "pettingzoo",
+    "statsmodels",
+    "scikit-learn",
+    "ray",
+    "minatar",
+    "lda",
 )
 
 
@@ -29,7 +40,10 @@ def git_commit(path: str | os.PathLike[str] | None = None) -> str | None:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=10,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

@@ -119,7 +119,7 @@ def _parse_cell(v: str) -> Any:
 def capture_rng_state() -> dict[str, Any]:
     """Snapshot the global Python, NumPy and torch RNG states as checkpoint-safe values."""
     py_state = random.getstate()
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 - checkpointing the global RNG is the point
     return {
         "python": [py_state[0], list(py_state[1]), py_state[2]],
         "numpy": {
@@ -137,7 +137,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = state["numpy"]
-    np.random.set_state(
+    np.random.set_state(  # noqa: NPY002
         (
             "MT19937",
             np_state["keys"].numpy().astype(np.uint32),

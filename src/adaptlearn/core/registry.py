@@ -55,9 +55,8 @@ class Experiment:
     def make_config(self, preset: str = "quick") -> Any:
         """Return the config of ``preset`` (``quick`` is the dataclass defaults)."""
         if preset not in PRESETS and preset not in self.presets:
-            raise ValueError(
-                f"`preset` must be one of {sorted(set(PRESETS) | set(self.presets))}; got {preset!r}"
-            )
+            allowed = sorted(set(PRESETS) | set(self.presets))
+            raise ValueError(f"`preset` must be one of {allowed}; got {preset!r}")
         return dataclasses.replace(self.config_cls(), **self.presets.get(preset, {}))
 
 

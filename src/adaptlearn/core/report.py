@@ -117,8 +117,10 @@ def render_run_markdown(results: dict[str, Any], figure_prefix: str = "") -> str
         lines.append(
             _markdown_table(
                 ["method", "wall s", "CPU s"],
-                [[m, format_number(t["wall_s"]), format_number(t["cpu_s"])]
-                 for m, t in timing.items()],
+                [
+                    [m, format_number(t["wall_s"]), format_number(t["cpu_s"])]
+                    for m, t in timing.items()
+                ],
             )
         )
         lines.append("")
@@ -136,7 +138,9 @@ def find_runs(root: str | os.PathLike[str]) -> list[Path]:
     root = Path(root)
     if (root / "results.json").exists():
         return [root]
-    return sorted(p.parent for p in root.rglob("results.json") if not p.parent.name.endswith(".partial"))
+    return sorted(
+        p.parent for p in root.rglob("results.json") if not p.parent.name.endswith(".partial")
+    )
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -171,18 +175,24 @@ def build_report(
         raise FileNotFoundError(f"no finished runs (folders with results.json) under {root}")
     out_dir = Path(out) if out is not None else (root if root.is_dir() else root.parent)
     md_parts = ["# adaptlearn report", "", f"{len(runs)} run(s) under `{root}`.", ""]
-    html_parts = [f"<h1>adaptlearn report</h1><p>{len(runs)} run(s) under <code>"
-                  f"{html.escape(str(root))}</code>.</p>"]
+    html_parts = [
+        f"<h1>adaptlearn report</h1><p>{len(runs)} run(s) under <code>"
+        f"{html.escape(str(root))}</code>.</p>"
+    ]
     for run in runs:
         results = json.loads((run / "results.json").read_text())
         rel = os.path.relpath(run, out_dir)
-        md_parts.append(render_run_markdown(results, figure_prefix=f"{rel}/").replace(
-            "\n# ", "\n## ").replace("# " + results["experiment"], f"## {results['experiment']}", 1))
+        md_parts.append(
+            render_run_markdown(results, figure_prefix=f"{rel}/")
+            .replace("\n# ", "\n## ")
+            .replace("# " + results["experiment"], f"## {results['experiment']}", 1)
+        )
         md_parts.append(f"Run folder: `{rel}`\n")
         header, rows = results_table(results)
         cls = {True: "supported", False: "not", None: "inconclusive"}[results.get("supported")]
         tag = {True: "SUPPORTED", False: "NOT SUPPORTED", None: "INCONCLUSIVE"}[
-            results.get("supported")]
+            results.get("supported")
+        ]
         parts = [
             f"<section><h2>{html.escape(results['experiment'])}</h2>",
             f"<p><em>Paper:</em> {html.escape(results['paper'])}</p>",
@@ -194,19 +204,25 @@ def build_report(
             _html_table(header, rows),
         ]
         for section in results.get("sections", []):
-            parts.append(f"<h3>{html.escape(section['title'])}</h3>"
-                         f"<pre>{html.escape(section['markdown'])}</pre>")
+            parts.append(
+                f"<h3>{html.escape(section['title'])}</h3>"
+                f"<pre>{html.escape(section['markdown'])}</pre>"
+            )
         for fig in results.get("figures", []):
             path = run / fig
             if path.exists():
                 data = base64.b64encode(path.read_bytes()).decode()
-                parts.append(f"<figure><img alt='{html.escape(Path(fig).stem)}' "
-                             f"src='data:image/png;base64,{data}'/>"
-                             f"<figcaption>{html.escape(fig)}</figcaption></figure>")
+                parts.append(
+                    f"<figure><img alt='{html.escape(Path(fig).stem)}' "
+                    f"src='data:image/png;base64,{data}'/>"
+                    f"<figcaption>{html.escape(fig)}</figcaption></figure>"
+                )
         parts.append("</section>")
         html_parts.append("\n".join(parts))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>adaptlearn report</title>"
-            f"<style>{_CSS}</style></head><body>" + "\n".join(html_parts) + "</body></html>\n")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>adaptlearn report</title>"
+        f"<style>{_CSS}</style></head><body>" + "\n".join(html_parts) + "</body></html>\n"
+    )
     html_path = atomic_write_text(out_dir / "report.html", page)
     md_path = atomic_write_text(out_dir / "report.md", "\n".join(md_parts))
     return html_path, md_path

@@ -112,7 +112,9 @@ class RunContext:
         self.baseline: str | None = experiment.baseline
         self.verdict: str | None = None
         self.supported: bool | None = None
-        self.timing: dict[str, dict[str, float]] = defaultdict(lambda: {"wall_s": 0.0, "cpu_s": 0.0})
+        self.timing: dict[str, dict[str, float]] = defaultdict(
+            lambda: {"wall_s": 0.0, "cpu_s": 0.0}
+        )
 
     # --- trials -----------------------------------------------------------------------------
     @property
@@ -269,7 +271,9 @@ def run_experiment(experiment: Experiment, config: Any, options: RunOptions) -> 
         else:
             run_dir = find_resumable(options.out, experiment.name, chash)
         if run_dir is None:
-            log.warning("nothing to resume for %s (config %s); starting anew", experiment.name, chash)
+            log.warning(
+                "nothing to resume for %s (config %s); starting anew", experiment.name, chash
+            )
         else:
             log.info("resuming %s", run_dir)
     if run_dir is None:
@@ -279,12 +283,22 @@ def run_experiment(experiment: Experiment, config: Any, options: RunOptions) -> 
 
     atomic_write_json(
         run_dir / "config.json",
-        {"experiment": experiment.name, "preset": options.preset, "seed": options.seed,
-         "config_hash": chash, "config": config_to_dict(config)},
+        {
+            "experiment": experiment.name,
+            "preset": options.preset,
+            "seed": options.seed,
+            "config_hash": chash,
+            "config": config_to_dict(config),
+        },
     )
     env = describe_environment()
-    env.update({"backend": options.backend, "workers": options.workers,
-                "threads_per_trial": options.threads})
+    env.update(
+        {
+            "backend": options.backend,
+            "workers": options.workers,
+            "threads_per_trial": options.threads,
+        }
+    )
     atomic_write_json(run_dir / "environment.json", env)
 
     ctx = RunContext(experiment, config, run_dir, options)

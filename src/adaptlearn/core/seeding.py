@@ -30,7 +30,7 @@ def seed_everything(seed: int) -> Rngs:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"`seed` must be an int in [0, inf); got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - for third-party code using the global RNG
     torch.manual_seed(seed)
     gen = torch.Generator()
     gen.manual_seed(seed)

@@ -66,9 +66,7 @@ class Trial:
         return {"method": self.method, "seed": self.seed, **dict(self.params)}
 
 
-def make_trials(
-    methods: Sequence[str], seeds: Sequence[int], **grid: Sequence[Any]
-) -> list[Trial]:
+def make_trials(methods: Sequence[str], seeds: Sequence[int], **grid: Sequence[Any]) -> list[Trial]:
     """Cartesian product of methods x hyperparameter grid x seeds."""
     import itertools
 
@@ -96,8 +94,11 @@ class TrialResult:
     def to_json(self) -> dict[str, Any]:
         """JSON-able form (used for the per-trial cache)."""
         return {
-            "trial": {"method": self.trial.method, "seed": self.trial.seed,
-                      "params": [list(p) for p in self.trial.params]},
+            "trial": {
+                "method": self.trial.method,
+                "seed": self.trial.seed,
+                "params": [list(p) for p in self.trial.params],
+            },
             "final": self.final,
             "curve": self.curve,
             "extra": self.extra,
@@ -110,7 +111,9 @@ class TrialResult:
         """Inverse of :meth:`to_json`."""
         t = data["trial"]
         trial = Trial(t["method"], int(t["seed"]), tuple((k, v) for k, v in t["params"]))
-        return cls(trial, data["final"], data["curve"], data["extra"], data["wall_s"], data["cpu_s"])
+        return cls(
+            trial, data["final"], data["curve"], data["extra"], data["wall_s"], data["cpu_s"]
+        )
 
 
 class TrialFailedError(RuntimeError):
@@ -303,8 +306,9 @@ def _run_ray(
             kwargs["address"] = address
         # Workers must import adaptlearn from the same source tree as the driver.
         src = str(Path(__file__).resolve().parents[2])
-        kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": src + os.pathsep +
-                                              os.environ.get("PYTHONPATH", "")}}
+        kwargs["runtime_env"] = {
+            "env_vars": {"PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        }
         ray.init(**kwargs)
         started_here = True
     try:

@@ -77,11 +77,16 @@ def train_one(trial: Trial, cfg: SmokeConfig, tctx: TrialContext) -> dict:
         start = int(state["step"])
     for step in tctx.progress(range(start, cfg.steps), initial=start, total=cfg.steps):
         if step % cfg.checkpoint_every == 0 and step > start:
-            tctx.save_checkpoint({
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "generator": gen.get_state(), "rng": capture_rng_state(),
-                "curve": curve, "step": step,
-            })
+            tctx.save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "rng": capture_rng_state(),
+                    "curve": curve,
+                    "step": step,
+                }
+            )
         if step == cfg.fail_at_step:
             raise InjectedFailure(f"injected failure at step {step}")
         x = torch.randn(cfg.batch_size, cfg.n_features, generator=gen)
