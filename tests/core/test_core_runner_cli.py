@@ -187,3 +187,11 @@ def test_installed_script_runs():
         pytest.skip("adaptlearn script not installed in this environment")
     out = subprocess.run([str(exe), "list"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "smoke" in out.stdout
+
+
+def test_markdown_sections_render_as_html_tables():
+    from adaptlearn.core.report import markdown_to_html
+
+    page = markdown_to_html("| a | b |\n|---|---|\n| 1 | <x> |\n\nSome **bold** and `code`.")
+    assert "<table>" in page and "<td>&lt;x&gt;</td>" in page and "|---" not in page
+    assert "<strong>bold</strong>" in page and "<code>code</code>" in page

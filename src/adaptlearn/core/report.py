@@ -10,6 +10,7 @@ import html
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,23 @@ def _verdict_line(results: dict[str, Any]) -> str:
     supported = results.get("supported")
     tag = {True: "SUPPORTED", False: "NOT SUPPORTED", None: "INCONCLUSIVE"}[supported]
     return f"**Verdict: {tag}.** {results.get('verdict') or 'No verdict was computed.'}"
+
+
+def markdown_to_html(text: str) -> str:
+    """Minimal Markdown for report sections: pipe tables, paragraphs, code spans, bold."""
+    blocks, out = text.strip().split("\n\n"), []
+    for block in blocks:
+        lines = [ln for ln in block.strip().splitlines() if ln.strip()]
+        if len(lines) >= 2 and all(ln.strip().startswith("|") for ln in lines):
+            cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines]
+            body = [r for r in cells[1:] if not all(set(c) <= set("-: ") for c in r)]
+            out.append(_html_table(cells[0], body))
+        else:
+            para = html.escape(" ".join(lines))
+            para = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", para)
+            para = re.sub(r"`(.+?)`", r"<code>\1</code>", para)
+            out.append(f"<p>{para}</p>")
+    return "\n".join(out)
 
 
 def render_run_markdown(results: dict[str, Any], figure_prefix: str = "") -> str:
@@ -204,10 +222,8 @@ def build_report(
             _html_table(header, rows),
         ]
         for section in results.get("sections", []):
-            parts.append(
-                f"<h3>{html.escape(section['title'])}</h3>"
-                f"<pre>{html.escape(section['markdown'])}</pre>"
-            )
+            parts.append(f"<h3>{html.escape(section['title'])}</h3>")
+            parts.append(markdown_to_html(section["markdown"]))
         for fig in results.get("figures", []):
             path = run / fig
             if path.exists():
