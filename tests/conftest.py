@@ -1,4 +1,4 @@
-"""Shared test settings: a hypothesis profile for CI (torch's first call trips the default deadline)."""
+"""Shared test settings: a hypothesis profile for CI (torch's first call trips the deadline)."""
 
 import os
 
