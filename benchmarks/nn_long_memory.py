@@ -1,0 +1,120 @@
+"""Forward+backward speed of MLSTM / MLSTM-F / MRNN / MRNN-F against ``nn.LSTM`` (the anchor).
+
+Also the vectorized memory filter against the naive per-lag Python loop (``memory_impl="loop"``,
+run on fewer steps and compared per time step). One thread, interleaved rounds, medians.
+
+    .venv/bin/python benchmarks/nn_long_memory.py            # H=64, T=500, B=32, K=100
+    .venv/bin/python benchmarks/nn_long_memory.py --quick    # smaller, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from adaptlearn.core import pin_threads
+from adaptlearn.nn import MLSTM, MLSTMF, MRNN, MRNNF
+
+
+def fwd_bwd(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        out, _ = model(x)
+        out.pow(2).mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    return run
+
+
+def lstm_cell_loop(cell: torch.nn.LSTMCell, x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        h = c = x.new_zeros(x.shape[1], cell.hidden_size)
+        outs = []
+        for t in range(x.shape[0]):
+            h, c = cell(x[t], (h, c))
+            outs.append(h)
+        torch.stack(outs).pow(2).mean().backward()
+        cell.zero_grad(set_to_none=True)
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--memory", type=int, default=100)
+    ap.add_argument("--loop-steps", type=int, default=40, help="T for the per-lag loop paths")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="T=100, 3 rounds")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.rounds, args.loop_steps = 100, 3, 20
+    pin_threads(1)
+    torch.manual_seed(0)
+    h, t, b, k = args.hidden, args.steps, args.batch, args.memory
+    x = torch.randn(t, b, 1)
+    x_loop = x[: args.loop_steps]
+    cases: dict[str, tuple[Callable[[], None], int]] = {
+        "nn.LSTM (anchor)": (fwd_bwd(torch.nn.LSTM(1, h), x), t),
+        "nn.LSTMCell python loop": (lstm_cell_loop(torch.nn.LSTMCell(1, h), x), t),
+        "MLSTM-F": (fwd_bwd(MLSTMF(1, h, memory_length=k), x), t),
+        "MLSTM": (fwd_bwd(MLSTM(1, h, memory_length=k), x), t),
+        "MLSTM poly filter": (
+            fwd_bwd(MLSTM(1, h, memory_length=k, dynamic_filter="poly"), x),
+            t,
+        ),
+        "MRNN-F": (fwd_bwd(MRNNF(1, h, memory_length=k), x), t),
+        "MRNN": (fwd_bwd(MRNN(1, h, memory_length=k), x), t),
+        "MLSTM-F per-lag loop": (
+            fwd_bwd(MLSTMF(1, h, memory_length=k, memory_impl="loop"), x_loop),
+            args.loop_steps,
+        ),
+        "MLSTM per-lag loop": (
+            fwd_bwd(MLSTM(1, h, memory_length=k, memory_impl="loop"), x_loop),
+            args.loop_steps,
+        ),
+    }
+    wall: dict[str, list[float]] = {n: [] for n in cases}
+    cpu: dict[str, list[float]] = {n: [] for n in cases}
+    for fn, _ in cases.values():  # warm-up
+        fn()
+    for _ in range(args.rounds):  # interleaved rounds: load changes hit every case alike
+        for name, (fn, _) in cases.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    print(
+        f"forward+backward, H={h}, B={b}, K={k}, 1 thread, median of {args.rounds} rounds "
+        f"(T={t}; per-lag loops T={args.loop_steps}, compared per time step)"
+    )
+    anchor = "nn.LSTM (anchor)"
+    a_wall = statistics.median(wall[anchor]) / t
+    a_cpu = statistics.median(cpu[anchor]) / t
+    print(
+        f"{'implementation':26s} {'ms/step wall':>12s} {'ms/step cpu':>12s} {'x LSTM wall':>11s} "
+        f"{'x LSTM cpu':>10s} {'steps/CPU-s':>11s}"
+    )
+    per_step = {}
+    for name, (_, steps) in cases.items():
+        w = statistics.median(wall[name]) / steps
+        c = statistics.median(cpu[name]) / steps
+        per_step[name] = c
+        print(
+            f"{name:26s} {1e3 * w:12.3f} {1e3 * c:12.3f} {w / a_wall:11.2f} {c / a_cpu:10.2f} "
+            f"{1 / c:11.0f}"
+        )
+    for fast, slow in (("MLSTM-F", "MLSTM-F per-lag loop"), ("MLSTM", "MLSTM per-lag loop")):
+        print(
+            f"speed-up of the vectorized filter over the per-lag loop, {fast}: "
+            f"{per_step[slow] / per_step[fast]:.1f}x (CPU time per step)"
+        )
+
+
+if __name__ == "__main__":
+    main()
