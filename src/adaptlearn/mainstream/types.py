@@ -12,6 +12,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +126,7 @@ class AppSpec:
         if len(set(depths)) != len(depths):
             raise ValueError(f"`options` of AppSpec {self.name!r} has duplicate depths {depths}")
         opts = tuple(sorted(opts, key=lambda o: o.frozen_layers))
-        for shallow, deep in zip(opts, opts[1:], strict=False):
+        for shallow, deep in itertools.pairwise(opts):
             if deep.recall > shallow.recall + 1e-12:
                 if self.strict:
                     raise NonMonotoneProfileError(

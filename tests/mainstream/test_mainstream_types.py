@@ -1,0 +1,56 @@
+"""Value types: validation, monotone repair, round trips, repr."""
+
+import dataclasses
+
+import pytest
+
+from adaptlearn.mainstream import AppConfig, AppSpec, Schedule, StemOption, make_monotone
+
+
+def test_stem_option_validation():
+    with pytest.raises(ValueError, match="`recall` of StemOption"):
+        StemOption(0, 1.2, 0.0)
+    with pytest.raises(ValueError, match="`frozen_layers` of StemOption"):
+        StemOption(-1, 0.5, 0.0)
+    with pytest.raises(ValueError, match="`false_positive_rate`"):
+        StemOption(0, 0.5, -0.1)
+
+
+def test_app_spec_validation_and_sorting():
+    opts = (StemOption(2, 0.5, 0.1), StemOption(0, 0.9, 0.1))
+    app = AppSpec("a", opts)
+    assert app.depths == (0, 2)  # sorted by depth
+    with pytest.raises(ValueError, match="duplicate depths"):
+        AppSpec("a", (StemOption(0, 0.9, 0.1), StemOption(0, 0.8, 0.1)))
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        AppSpec("a", ())
+    with pytest.raises(ValueError, match="`name` of AppSpec"):
+        AppSpec("", opts)
+    with pytest.raises(ValueError, match="event_frequency"):
+        AppSpec("a", opts, event_frequency=0.0)
+    with pytest.raises(ValueError, match="event_length_s"):
+        AppSpec("a", opts, event_length_s=-1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        app.name = "b"  # type: ignore[misc]
+
+
+def test_make_monotone_by_hand():
+    opts = [StemOption(0, 0.7, 0.1), StemOption(1, 0.9, 0.2), StemOption(2, 0.6, 0.3),
+            StemOption(3, 0.8, 0.4)]
+    out = make_monotone(opts)
+    assert [o.recall for o in out] == [0.9, 0.9, 0.8, 0.8]
+    assert [o.false_positive_rate for o in out] == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_round_trip_and_restricted():
+    app = AppSpec("a", (StemOption(0, 0.9, 0.1), StemOption(3, 0.5, 0.2)), 0.4, 0.2, 0.3)
+    assert AppSpec.from_dict(app.to_dict()) == app
+    only = app.restricted([3])
+    assert only.depths == (3,) and only.event_length_s == 0.4
+
+
+def test_schedule_summary_and_repr():
+    s = Schedule((AppConfig("a", 0, 5.0, 0.8), AppConfig("b", 3, 10.0, 0.4)), 12.0, 20.0, 0.6)
+    assert s.mean_f1 == pytest.approx(0.6)
+    assert s.min_f1 == pytest.approx(0.4)
+    assert "a:k=0@5fps" in repr(s) and "12/20" in repr(s)
