@@ -1,0 +1,152 @@
+"""AE-DQN agent: elimination in acting and in the target, persistence, a tiny learning run."""
+
+import numpy as np
+import pytest
+import torch
+
+from adaptlearn.textgame import AEDQNAgent, AgentConfig, TextQuestEnv, train_agent
+
+
+def _env():
+    return TextQuestEnv("egg", n_verbs=6, n_nouns=14, max_steps=30)
+
+
+def _agent(env, mode="ae-dqn", **kw):
+    cfg = AgentConfig(mode=mode, learn_start=50, batch_size=16, **kw)
+    return AEDQNAgent(len(env.vocab), env.obs_len, env.n_actions, cfg, seed=0)
+
+
+def _fill(env, agent, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    oid = agent.table.add(obs, info["admissible_mask"])
+    for _ in range(steps):
+        a = int(rng.integers(env.n_actions))
+        obs, r, term, trunc, info = env.step(a)
+        nid = agent.table.add(obs, info["admissible_mask"])
+        agent.observe(oid, a, r, nid, term, info["elimination"])
+        oid = nid
+        if term or trunc:
+            obs, info = env.reset()
+            oid = agent.table.add(obs, info["admissible_mask"])
+
+
+def _eliminate(agent, actions):
+    """Make the bandit certain that ``actions`` are invalid in every state."""
+    agent.bandit.theta[actions] = 0.0
+    agent.bandit.theta[actions, -1] = 5.0  # bias weight: prediction 5 >> threshold everywhere
+    agent._reset_cache()
+
+
+def test_eliminated_actions_never_appear_in_the_target_max():
+    env = _env()
+    agent = _agent(env)
+    _fill(env, agent, 200)
+    batch = agent.replay.batch(np.arange(64))
+    with torch.no_grad():
+        q_next = agent.q_target(agent.table.tokens[batch["next_obs"]])
+    plain = agent.bellman_targets(batch)
+    best = torch.unique(q_next.argmax(dim=1))  # eliminate every row's unrestricted argmax
+    _eliminate(agent, best)
+    targets = agent.bellman_targets(batch)
+    x = agent.aen_frozen.features(agent.table.tokens[batch["next_obs"]]).double()
+    admissible = agent.bandit.lower_bound(x) <= agent.bandit.threshold
+    assert not admissible[:, best].any()
+    manual = q_next.masked_fill(~admissible, -torch.inf).max(dim=1).values
+    r, d = torch.from_numpy(batch["reward"]), torch.from_numpy(batch["terminated"])
+    torch.testing.assert_close(targets, r + agent.config.gamma * (1 - d) * manual)
+    live = d == 0
+    assert (targets[live] < plain[live]).all()  # the test can fail: the max really moved
+
+
+def test_plain_dqn_target_uses_every_action():
+    env = _env()
+    agent = _agent(env, mode="dqn")
+    _fill(env, agent, 100)
+    batch = agent.replay.batch(np.arange(32))
+    with torch.no_grad():
+        best = agent.q_target(agent.table.tokens[batch["next_obs"]]).max(dim=1).values
+    r, d = torch.from_numpy(batch["reward"]), torch.from_numpy(batch["terminated"])
+    expected = r + agent.config.gamma * (1 - d) * best
+    torch.testing.assert_close(agent.bellman_targets(batch), expected)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 1.0])
+def test_acting_never_picks_an_eliminated_action(epsilon):
+    env = _env()
+    agent = _agent(env)
+    _fill(env, agent, 100)
+    banned = torch.arange(0, env.n_actions, 2)  # half of all commands, incl. greedy favourites
+    _eliminate(agent, banned)
+    ids = np.arange(len(agent.table))
+    picks = {agent.act(int(i), epsilon) for i in ids for _ in range(3)}
+    assert not picks & set(banned.tolist())
+    if epsilon == 1.0:
+        assert len(picks) > 10  # exploration is uniform over the (non-empty) admissible set
+
+
+def test_empty_admissible_set_falls_back_to_lowest_bound():
+    env = _env()
+    agent = _agent(env)
+    _fill(env, agent, 20)
+    _eliminate(agent, torch.arange(env.n_actions))
+    agent.bandit.theta[7, -1] = 4.0  # "inventory": the least-certainly-invalid one
+    agent._reset_cache()
+    adm = agent.admissible(np.arange(len(agent.table)))
+    assert adm.sum(dim=1).eq(1).all() and adm[:, 7].all()
+
+
+def test_masked_dqn_acts_inside_the_true_admissible_set():
+    env = _env()
+    agent = _agent(env, mode="masked-dqn")
+    obs, info = env.reset(seed=0)
+    oid = agent.table.add(obs, info["admissible_mask"])
+    picks = {agent.act(oid, 1.0) for _ in range(100)} | {agent.act(oid, 0.0)}
+    assert picks <= set(np.flatnonzero(info["admissible_mask"]).tolist())
+
+
+def test_state_dict_round_trip_continues_identically():
+    env = _env()
+    agent = _agent(env, refresh_every=60, train_every=2)
+    _fill(env, agent, 130)
+    agent.refresh()
+    state = agent.state_dict()
+    clone = _agent(env, refresh_every=60, train_every=2)
+    clone.load_state_dict(state)
+    batch = agent.replay.batch(np.arange(40))
+    torch.testing.assert_close(agent.bellman_targets(batch), clone.bellman_targets(batch))
+    ids = np.arange(len(agent.table))
+    assert torch.equal(agent.admissible(ids), clone.admissible(ids))
+    assert "ae-dqn" in repr(agent)
+
+
+def test_refresh_writes_the_bandit_solution_into_the_aen_head():
+    env = _env()
+    agent = _agent(env)
+    _fill(env, agent, 150)
+    agent.refresh()
+    tokens = agent.table.tokens[: len(agent.table)]
+    with torch.no_grad():
+        pred = agent.aen(tokens).double()
+        x = agent.aen_frozen.features(tokens).double()
+    torch.testing.assert_close(pred, agent.bandit.mean(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_config_names_the_field():
+    with pytest.raises(ValueError, match="mode"):
+        AgentConfig(mode="sarsa").validate()
+    with pytest.raises(ValueError, match="escape_prob"):
+        AgentConfig(escape_prob=2.0).validate()
+
+
+def test_tiny_learning_run_shrinks_the_admissible_set_without_losing_valid_commands():
+    """600 steps on a 92-command game: A'(start) drops far below |A| and keeps every valid one."""
+    torch.set_num_threads(1)
+    env, eval_env = _env(), _env()
+    agent = _agent(env, beta=0.1, refresh_every=200, eps_decay_steps=500, train_every=4)
+    curve, summary = train_agent(env, agent, total_steps=600, eval_env=eval_env, eval_every=300)
+    obs, info = eval_env.reset(seed=0)
+    adm = agent.admissible(agent.table.add(obs, info["admissible_mask"])).numpy()
+    assert adm.sum() < 0.5 * env.n_actions
+    assert adm[info["admissible_mask"]].all()
+    assert curve[-1]["step"] == 600 and set(summary) >= {"steps_to_solve", "solved"}
