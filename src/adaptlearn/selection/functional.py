@@ -1,0 +1,142 @@
+"""Pure tensor functions of Selective-Backprop, Stale-SB and AdaptSB.
+
+Every function here is stateless: it takes tensors (and, for random draws, an explicit
+``torch.Generator``) and returns tensors, so the selection rule can be used in any training loop.
+
+References:
+    A. H. Jiang et al., "Accelerating Deep Learning by Focusing on the Biggest Losers",
+    arXiv:1910.00762 (2019). Selection rule as in the authors' code
+    (``angelajiang/SelectiveBackprop``: ``lib/calculators.py``, ``lib/hist.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from adaptlearn.core import check_range
+
+__all__ = [
+    "bernoulli_select",
+    "expected_selection_rate",
+    "loss_percentiles",
+    "persistence_weights",
+    "random_selection_probabilities",
+    "rescale_to_mean",
+    "selection_probabilities",
+]
+
+
+def loss_percentiles(losses: Tensor, history: Tensor) -> Tensor:
+    """Empirical CDF of each loss among a history of recent losses.
+
+    ``pct_i = #{h in history : h < losses_i} / len(history)`` with a strict ``<`` (ties count as
+    lower-ranked), as in the reference ``UnboundedHistogram``.
+
+    Args:
+        losses: per-example losses, shape ``[B]``.
+        history: recent losses, shape ``[R]`` (``R >= 0``).
+
+    Returns:
+        Percentiles in ``[0, 1)``, shape ``[B]``, float32 (all zeros when the history is empty).
+    """
+    losses = losses.detach().reshape(-1)
+    history = history.detach().reshape(-1).to(losses.device)
+    if history.numel() == 0:
+        return torch.zeros(losses.shape, dtype=torch.float32, device=losses.device)
+    # searchsorted(side="left") on the sorted history counts h < L exactly: O((R + B) log R),
+    # several times cheaper than the [B, R] comparison matrix at R = 1024.
+    ordered = history.to(losses.dtype).sort().values
+    below = torch.searchsorted(ordered, losses.contiguous(), side="left")
+    return below.to(torch.float32) / history.numel()
+
+
+def selection_probabilities(
+    losses: Tensor, history: Tensor, beta: float, *, p_min: float = 0.0
+) -> Tensor:
+    """Selective-Backprop's selection probability ``P_i = max(p_min, CDF_H(L_i) ** beta)``.
+
+    Args:
+        losses: per-example losses, shape ``[B]``.
+        history: the loss history ``H`` the CDF is taken over, shape ``[R]``; the reference
+            appends the current batch to ``H`` *before* calling this (self-inclusion).
+        beta: selectivity; larger keeps fewer examples (expected rate ``1 / (beta + 1)``).
+        p_min: probability floor (the paper's code uses 0).
+
+    Returns:
+        Probabilities in ``[p_min, 1]``, shape ``[B]``.
+    """
+    check_range("beta", beta, 0.0, low_inclusive=True)
+    check_range("p_min", p_min, 0.0, 1.0)
+    pct = loss_percentiles(losses, history)
+    return pct.pow(beta).clamp(min=p_min, max=1.0)
+
+
+def random_selection_probabilities(
+    n: int, beta: float, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """Loss-agnostic control: ``P_i = U_i ** beta`` with ``U_i ~ Uniform(0, 1)``.
+
+    Same expected rate ``1 / (beta + 1)`` as Selective-Backprop (the reference ``random``
+    calculator). Returns shape ``[n]``.
+    """
+    check_range("beta", beta, 0.0)
+    return torch.rand(n, generator=generator).pow(beta)
+
+
+def expected_selection_rate(beta: float) -> float:
+    """``E[U ** beta] = 1 / (beta + 1)`` for ``U ~ Uniform(0, 1)``: SB's rate on i.i.d. losses."""
+    check_range("beta", beta, 0.0)
+    return 1.0 / (beta + 1.0)
+
+
+def bernoulli_select(probabilities: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Independent Bernoulli draws: ``mask_i ~ Bernoulli(probabilities_i)``.
+
+    Args:
+        probabilities: shape ``[B]`` in ``[0, 1]``.
+        generator: CPU generator for reproducibility.
+
+    Returns:
+        Boolean mask, shape ``[B]`` (on the device of ``probabilities``).
+    """
+    u = torch.rand(probabilities.shape, generator=generator)
+    return u.to(probabilities.device) < probabilities
+
+
+def persistence_weights(
+    persistence: Tensor, *, threshold: float, gamma: float, min_weight: float
+) -> Tensor:
+    """AdaptSB group weights from persistence (own design; see the method card).
+
+    ``w_g = clip(((1 - s_g) / (1 - threshold)) ** gamma, min_weight, 1)``: a group whose loss
+    percentile has stayed high (``s_g`` above ``threshold``) loses selection priority smoothly,
+    down to ``min_weight`` (never to zero, so no group is starved); groups below the threshold
+    keep weight 1, so AdaptSB equals SB when nothing is persistently hard.
+
+    Args:
+        persistence: ``s_g`` in ``[0, 1]``, shape ``[G]``.
+        threshold: persistence above which a group is down-weighted, in ``[0, 1)``.
+        gamma: sharpness of the decay (``> 0``).
+        min_weight: the floor of the weights, in ``(0, 1]``.
+
+    Returns:
+        Weights in ``[min_weight, 1]``, shape ``[G]``.
+    """
+    check_range("threshold", threshold, 0.0, 1.0, high_inclusive=False)
+    check_range("gamma", gamma, 0.0, low_inclusive=False)
+    check_range("min_weight", min_weight, 0.0, 1.0, low_inclusive=False)
+    ratio = (1.0 - persistence.clamp(0.0, 1.0)) / (1.0 - threshold)
+    return ratio.clamp(max=1.0).pow(gamma).clamp(min=min_weight, max=1.0)
+
+
+def rescale_to_mean(probabilities: Tensor, target_mean: float) -> Tensor:
+    """Scale probabilities so their mean is ``target_mean`` (as far as the cap at 1 allows).
+
+    Used by AdaptSB to keep the backward budget of plain SB: the mass taken from down-weighted
+    groups goes to the others. Shape ``[B]`` in and out.
+    """
+    total = float(probabilities.sum())
+    if total <= 0.0 or probabilities.numel() == 0:
+        return probabilities
+    return (probabilities * (target_mean * probabilities.numel() / total)).clamp(max=1.0)
