@@ -1,7 +1,7 @@
 """Ray sampler on a local Ray instance: same trajectories as serial; a dead actor is reported.
 
-Marked slow: starting a local Ray instance alone takes 10-60 s on the shared 2-core machine,
-more than this family's whole default test budget. Run with ``pytest -m slow tests/rl``.
+Part of the default suite (the issue asks for it): starting a local Ray instance takes about
+10-25 s on a quiet 2-core machine. Skipped with a reason when ray is not installed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ class RandomAgent:
         return torch.randint(2, (obs.shape[0],), generator=self.gen), {}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_ray_sampler_matches_serial_and_reports_dead_actor() -> None:
     env_fn = EnvFactory("CartPole-v1")
