@@ -564,3 +564,29 @@ def test_works_inside_a_torch_compiled_training_step():
         torch._dynamo.reset()
     for a, b in zip(_params(models[0]), _params(models[1]), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_default_path_compiles_only_for_large_models(monkeypatch):
+    import sys
+
+    adamod_mod = sys.modules["adaptlearn.optim.adamod"]  # the package re-exports the function
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(sum(p.numel() for p in args[0]))
+        adamod_mod._multi_tensor_adamod(*args, **kwargs)  # stand-in: no compile in the fast suite
+
+    monkeypatch.setattr(adamod_mod, "_fused_adamod", spy)
+    small = torch.nn.Linear(32, 32)
+    big = torch.nn.Linear(1024, 1024)  # 1,049,600 elements >= 2**20
+    for model, expected in ((small, []), (big, [1024 * 1024 + 1024])):
+        opt = AdaMod(model.parameters())
+        model(torch.randn(2, model.in_features)).sum().backward()
+        opt.step()
+        assert calls == expected
+    # an explicit flag always wins
+    opt = AdaMod(big.parameters(), foreach=False)
+    big(torch.randn(2, 1024)).sum().backward()
+    opt.step()
+    assert len(calls) == 1

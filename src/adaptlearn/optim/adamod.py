@@ -10,9 +10,11 @@ Three implementations of one update share this module, as in ``torch.optim.adam`
 * ``_single_tensor_adamod``: a Python loop over parameters (torch's default on CPU);
 * ``_multi_tensor_adamod``: ``torch._foreach_*`` over the tensors of each (device, dtype) group;
 * ``_fused_adamod``: the same loop traced by ``torch.compile`` (inductor), which fuses the whole
-  update of a tensor into one kernel: 5 reads and 4 writes per element. Opt-in (``fused=True``)
-  because the first step compiles for seconds; it falls back to the foreach path, with a warning,
-  where compiling is impossible.
+  update of a tensor into one kernel: 5 reads and 4 writes per element. It is the default
+  (``fused=None``, ``foreach=None``) once the parameters hold at least ``FUSED_AUTO_MIN_NUMEL``
+  (2**20) elements, and always with ``fused=True``; smaller models stay eager because the first
+  step compiles for seconds. Where compiling is impossible it falls back to the foreach path
+  (same results) with one warning.
 
 The single-tensor and foreach paths run the same sequence of elementwise ops, so on CPU they give
 bitwise-identical parameters.
@@ -106,7 +108,9 @@ class AdaMod(Optimizer):
         maximize: maximize the objective instead of minimizing it. Default: ``False``.
         fused: use a ``torch.compile``-fused step (one kernel per tensor). The first step with a
             new set of parameter shapes compiles for seconds; if compiling fails the optimizer
-            warns once and uses the foreach path. ``None`` means ``False``. Default: ``None``.
+            warns once and uses the foreach path. ``None`` picks it when neither flag is set
+            and the group's parameters hold at least 2**20 elements (``False`` forces the
+            eager paths). Default: ``None``.
 
     Raises:
         ValueError: an invalid hyperparameter, naming the argument, e.g.
@@ -300,6 +304,8 @@ def adamod(
         raise ValueError("`state_steps` of adamod must be a list of 0-dim tensors")
     if fused and foreach:
         raise ValueError("`foreach` and `fused` of adamod cannot both be True")
+    if fused is None and foreach is None:
+        fused = _auto_fused(params)
     if fused:
         func: Callable[..., None] = _fused_adamod
     else:
@@ -313,6 +319,21 @@ def adamod(
         beta2=beta2, beta3=beta3, eps=eps, weight_decay=weight_decay,
         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
     )
+
+
+#: ``fused=None`` (the default) compiles the step once the parameters hold at least this many
+#: elements: there the step is memory-bound and the fused kernel is ~4-5x faster than the eager
+#: loop, which repays the one-off compile (seconds) within a few hundred steps. Small models keep
+#: the eager path, so short runs and tests never compile.
+FUSED_AUTO_MIN_NUMEL = 1 << 20
+
+
+def _auto_fused(params: list[Tensor]) -> bool:
+    if torch.compiler.is_compiling() or _compile_status["broken"]:
+        return False
+    if not all(p.device.type in ("cpu", "cuda") for p in params):
+        return False
+    return sum(p.numel() for p in params) >= FUSED_AUTO_MIN_NUMEL
 
 
 def _as_real(tensors: list[Tensor]) -> list[Tensor]:
