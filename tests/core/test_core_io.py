@@ -97,3 +97,13 @@ def test_bootstrap_ci_brackets_mean_and_handles_small_n():
     assert all(np.isnan(bootstrap_ci([1.0])))
     s = summarize([2.0, 4.0])
     assert s["mean"] == 3.0 and s["n"] == 2 and s["values"] == [2.0, 4.0]
+
+
+def test_atomic_write_gives_files_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    path = atomic_write_text(tmp_path / "report.html", "<html></html>")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
