@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adaptlearn.nn import filter_mass, fractional_weights, fractional_weights_gamma
+from adaptlearn.nn.filter import poly_weight_table
 
 
 @pytest.mark.parametrize("d", [0.05, 0.25, 0.4, 0.49, -0.3, 0.7])
@@ -90,3 +91,17 @@ def test_memory_weights_closed_form_backward_matches_autograd_and_gradchecks():
     assert torch.autograd.gradcheck(
         lambda x: memory_weights(x, 9), (d.detach()[:, 1:].clone().requires_grad_(),)
     )
+
+
+@pytest.mark.parametrize(("length", "tol"), [(25, 1e-6), (100, 1e-6), (100, 1e-12), (300, 1e-9)])
+def test_poly_weight_table_picks_the_smallest_degree_within_tolerance(length, tol):
+    d = torch.linspace(0.0, 0.5, 777, dtype=torch.float64)  # not the selection grid
+    exact = fractional_weights(d, length)
+
+    def err(table):
+        powers = (4 * d - 1).unsqueeze(-1) ** torch.arange(table.shape[0], dtype=torch.float64)
+        return float((powers @ table - exact).abs().sum(-1).max())
+
+    table = poly_weight_table(length, None, tol=tol)
+    assert err(table) <= 1.5 * tol
+    assert err(poly_weight_table(length, table.shape[0] - 2)) > tol  # one degree less fails

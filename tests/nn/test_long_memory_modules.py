@@ -18,6 +18,18 @@ from adaptlearn.nn import (
 
 ALL = [MRNN, MRNNF, MLSTM, MLSTMF]
 F64 = torch.float64
+# every path of every layer: (class, memory_impl, extra kwargs)
+PATHS = [
+    (MRNN, "store", {}),
+    (MRNNF, "store", {}),
+    *[(cls, impl, {}) for cls in (MLSTMF,) for impl in ("fused", "store")],
+    *[
+        (MLSTM, impl, {"dynamic_filter": f})
+        for impl in ("fused", "store")
+        for f in ("exact", "poly")
+    ],
+]
+PATH_IDS = [f"{c.__name__}-{i}-{k.get('dynamic_filter', '')}" for c, i, k in PATHS]
 
 
 def _make(cls, impl="store", **kw):
@@ -114,23 +126,27 @@ def _ref_mrnn(m, x, state):
     return torch.stack(outs)
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_matches_independent_scalar_reference(cls):
+@pytest.mark.parametrize(("cls", "impl", "kw"), PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize("steps", [6, 40])  # 40: several blocks of the fused path
+def test_matches_independent_scalar_reference(cls, impl, kw, steps):
     gen = torch.Generator().manual_seed(1)
-    m = _make(cls, memory_length=4)
-    x = torch.randn(6, 2, 2, generator=gen, dtype=F64)
+    m = _make(cls, impl, memory_length=4, **kw)
+    x = torch.randn(steps, 2, 2, generator=gen, dtype=F64)
     state = _rand_state(m, 2, gen)
     out, _ = m(x, state)
     ref = (_ref_mrnn if cls in (MRNN, MRNNF) else _ref_mlstm)(m, x, state)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_fast_path_equals_per_lag_loop_outputs_and_all_gradients(cls):
+@pytest.mark.parametrize(("cls", "impl", "kw"), PATHS, ids=PATH_IDS)
+@pytest.mark.parametrize(("steps", "k"), [(12, 7), (37, 5), (37, 23)])
+def test_fast_path_equals_per_lag_loop_outputs_and_all_gradients(cls, impl, kw, steps, k):
+    """Outputs, final state and the gradients of input, initial state and every parameter."""
     gen = torch.Generator().manual_seed(2)
-    fast, slow = _make(cls), _make(cls, impl="loop")
+    fast = _make(cls, impl, memory_length=k, **kw)
+    slow = _make(cls, "loop", memory_length=k, **{**kw, "dynamic_filter": "exact"} if kw else {})
     slow.load_state_dict(fast.state_dict())
-    x = torch.randn(12, 2, 2, generator=gen, dtype=F64, requires_grad=True)
+    x = torch.randn(steps, 2, 2, generator=gen, dtype=F64, requires_grad=True)
     state = [s.requires_grad_() for s in _rand_state(fast, 2, gen)]
     grads = []
     for m in (fast, slow):
@@ -145,11 +161,12 @@ def test_fast_path_equals_per_lag_loop_outputs_and_all_gradients(cls):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_gradcheck_tiny_float64(cls):
+@pytest.mark.parametrize(("cls", "impl", "kw"), PATHS, ids=PATH_IDS)
+def test_gradcheck_tiny_float64(cls, impl, kw):
     gen = torch.Generator().manual_seed(3)
-    m = _make(cls, memory_length=3)
-    x = torch.randn(5, 2, 2, generator=gen, dtype=F64, requires_grad=True)
+    m = _make(cls, impl, memory_length=3, **kw)
+    steps = 19 if impl == "fused" else 5  # fused: past one block of 16 steps
+    x = torch.randn(steps, 2, 2, generator=gen, dtype=F64, requires_grad=True)
     state = [s.requires_grad_() for s in _rand_state(m, 2, gen)]
 
     def fn(x, *state):
@@ -159,10 +176,10 @@ def test_gradcheck_tiny_float64(cls):
     assert torch.autograd.gradcheck(fn, (x, *state))
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_chunked_calls_with_state_equal_one_call(cls):
+@pytest.mark.parametrize(("cls", "impl", "kw"), PATHS, ids=PATH_IDS)
+def test_chunked_calls_with_state_equal_one_call(cls, impl, kw):
     gen = torch.Generator().manual_seed(4)
-    m = _make(cls)
+    m = _make(cls, impl, **kw)
     x = torch.randn(3, 15, 2, generator=gen, dtype=F64)
     m.batch_first = True
     out, st = m(x)
@@ -175,10 +192,10 @@ def test_chunked_calls_with_state_equal_one_call(cls):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_layouts_and_unbatched_input(cls):
+@pytest.mark.parametrize(("cls", "impl", "kw"), PATHS, ids=PATH_IDS)
+def test_layouts_and_unbatched_input(cls, impl, kw):
     gen = torch.Generator().manual_seed(5)
-    m = _make(cls)
+    m = _make(cls, impl, **kw)
     x = torch.randn(9, 4, 2, generator=gen, dtype=F64)
     out_tm, st_tm = m(x)
     h_out = 6 if cls in (MRNN, MRNNF) else 3
@@ -197,7 +214,7 @@ def test_layouts_and_unbatched_input(cls):
 
 @pytest.mark.parametrize("cls", ALL)
 def test_state_dict_round_trip_dtype_and_repr(cls):
-    m = _make(cls)
+    m = _make(cls, cls._impls[0])  # the default path
     assert all(p.dtype == F64 for p in m.parameters())
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
@@ -208,6 +225,8 @@ def test_state_dict_round_trip_dtype_and_repr(cls):
     torch.testing.assert_close(m2(x)[0], m(x)[0], rtol=0, atol=0)
     assert repr(m) == f"{cls.__name__}(2, 3, memory_length=7)"
     assert "memory_impl='loop'" in repr(_make(cls, impl="loop"))
+    if cls in (MLSTM, MLSTMF):
+        assert "memory_impl='store'" in repr(_make(cls, impl="store"))
 
 
 def test_parameter_sets_follow_the_paper():
@@ -265,8 +284,9 @@ def test_stacked_mlstm_and_dropout():
     torch.testing.assert_close(m(x)[0], m(x)[0])
 
 
-def test_backward_twice_with_retained_graph_is_consistent():
-    m = _make(MLSTMF)
+@pytest.mark.parametrize("cls", [MLSTMF, MLSTM])
+def test_backward_twice_with_retained_graph_is_consistent(cls):
+    m = _make(cls, "fused")
     x = torch.randn(8, 2, 2, dtype=F64)
     out, _ = m(x)
     loss = (out**2).sum()
@@ -315,10 +335,10 @@ def test_regressor_head_shapes(kind):
 
 def test_polynomial_dynamic_filter_matches_exact_and_gradchecks():
     gen = torch.Generator().manual_seed(6)
-    exact = _make(MLSTM, memory_length=30)
+    exact = _make(MLSTM, memory_length=30, dynamic_filter="exact")
     poly = _make(MLSTM, memory_length=30, dynamic_filter="poly")
     poly.load_state_dict(exact.state_dict())
-    assert "dynamic_filter='poly'" in repr(poly)
+    assert "dynamic_filter='exact'" in repr(exact)
     x = torch.randn(40, 2, 2, generator=gen, dtype=F64)
     outs, grads = [], []
     for m in (exact, poly):
@@ -332,3 +352,32 @@ def test_polynomial_dynamic_filter_matches_exact_and_gradchecks():
     xs = torch.randn(4, 2, 2, generator=gen, dtype=F64, requires_grad=True)
     state = [s.requires_grad_() for s in _rand_state(small, 2, gen)]
     assert torch.autograd.gradcheck(lambda x, *st: small(x, MLSTMState(*st))[0], (xs, *state))
+
+
+@pytest.mark.parametrize("cls", [MLSTM, MLSTMF])
+def test_default_float32_fused_path_matches_float64_exact_reference(cls):
+    """The default (fused; polynomial weights for MLSTM) in float32 against exact float64."""
+    torch.manual_seed(7)
+    fast = cls(1, 16, memory_length=100)  # float32, the defaults
+    ref = cls(1, 16, memory_length=100, memory_impl="loop", dtype=F64)
+    if cls is MLSTM:
+        ref.dynamic_filter = "exact"
+    ref.load_state_dict({k: v.double() for k, v in fast.state_dict().items()})
+    x = torch.randn(150, 4, 1)
+    out, _ = fast(x)
+    out_ref, _ = ref(x.double())
+    torch.testing.assert_close(out.double(), out_ref, rtol=0, atol=2e-5)
+    g = torch.autograd.grad(out.sum(), list(fast.parameters()))
+    g_ref = torch.autograd.grad(out_ref.sum(), list(ref.parameters()))
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a.double(), b, rtol=1e-3, atol=1e-3)
+
+
+def test_fused_path_grads_only_what_is_needed():
+    """Frozen parameters and a state without grad: the fused path returns no stray gradients."""
+    m = MLSTMF(2, 3, memory_length=5)
+    m.weight_hh_l0.requires_grad_(False)
+    out, _ = m(torch.randn(20, 2, 2))
+    out.sum().backward()
+    assert m.weight_hh_l0.grad is None
+    assert m.weight_ih_l0.grad is not None and m.d_logit_l0.grad is not None

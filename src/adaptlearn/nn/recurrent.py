@@ -41,6 +41,7 @@ from adaptlearn.nn.filter import (
     poly_memory_contract,
     poly_weight_table,
 )
+from adaptlearn.nn.mlstm_fused import mlstm_sequence
 
 __all__ = [
     "MLSTM",
@@ -54,6 +55,10 @@ __all__ = [
 ]
 
 MEMORY_IMPLS = ("store", "loop")
+MLSTM_IMPLS = ("fused", "store", "loop")
+# error budget sum_j |w_j - poly_j| of the polynomial filter weights per dtype: below the rounding
+# error of the K-term sum itself (~sqrt(K) eps); float64 and others: 1e-12
+_POLY_TOL = {torch.float16: 1e-3, torch.bfloat16: 1e-2, torch.float32: 1e-6}
 
 
 class MLSTMState(NamedTuple):
@@ -100,6 +105,7 @@ class _LongMemoryBase(nn.Module):
 
     state_type: Any = None
     _max_layers: int | None = None
+    _impls: tuple[str, ...] = MEMORY_IMPLS
 
     def __init__(
         self,
@@ -122,7 +128,7 @@ class _LongMemoryBase(nn.Module):
         self.num_layers = check_int("num_layers", num_layers, 1, self._max_layers, owner=owner)
         self.memory_length = check_int("memory_length", memory_length, 1, owner=owner)
         self.dropout = check_range("dropout", dropout, 0.0, 1.0, high_inclusive=False, owner=owner)
-        self.memory_impl = check_choice("memory_impl", memory_impl, MEMORY_IMPLS, owner=owner)
+        self.memory_impl = check_choice("memory_impl", memory_impl, self._impls, owner=owner)
         if not isinstance(bias, bool) or not isinstance(batch_first, bool):
             raise ValueError(f"`bias` and `batch_first` of {owner} must be bools")
         self.bias = bias
@@ -151,9 +157,9 @@ class _LongMemoryBase(nn.Module):
             s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
-        if self.memory_impl != "store":
+        if self.memory_impl != self._impls[0]:
             s += f", memory_impl={self.memory_impl!r}"
-        if getattr(self, "dynamic_filter", "exact") != "exact":
+        if getattr(self, "dynamic_filter", "poly") != "poly":
             s += f", dynamic_filter={self.dynamic_filter!r}"
         return s
 
@@ -242,6 +248,7 @@ class _LongMemoryBase(nn.Module):
 # ----------------------------------------------------------------------------------------------
 class _MLSTMBase(_LongMemoryBase):
     _dynamic = True
+    _impls = MLSTM_IMPLS
 
     def __init__(
         self,
@@ -253,8 +260,8 @@ class _MLSTMBase(_LongMemoryBase):
         dropout: float = 0.0,
         *,
         memory_length: int = 25,
-        memory_impl: str = "store",
-        dynamic_filter: str = "exact",
+        memory_impl: str = "fused",
+        dynamic_filter: str = "poly",
         device: Any = None,
         dtype: Any = None,
     ) -> None:
@@ -305,6 +312,8 @@ class _MLSTMBase(_LongMemoryBase):
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         steps, K = x.shape[0], self.memory_length
         w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
+        if self.memory_impl == "fused" and steps > 0:
+            return self._fused_forward(layer, x, state)
         # unbind once: indexing pre[t] would make autograd build a full-size zero gradient per step
         pre = F.linear(x, w_ih, getattr(self, f"bias_l{layer}")).unbind(0)  # T x (B, 3H)
         if self._dynamic:
@@ -321,10 +330,7 @@ class _MLSTMBase(_LongMemoryBase):
         loop = self.memory_impl == "loop"
         poly = self._dynamic and self.dynamic_filter == "poly" and not loop
         if poly:
-            key = (x.dtype, x.device, K)
-            if key not in self._poly_cache:
-                self._poly_cache[key] = poly_weight_table(K).to(dtype=x.dtype, device=x.device)
-            table = self._poly_cache[key]
+            table = self._poly_table(x)
         if loop:
             recent: deque[Tensor] = deque(cells.unbind(1), maxlen=K)
         else:
@@ -359,6 +365,52 @@ class _MLSTMBase(_LongMemoryBase):
             return out, (h, d, new_cells)
         return out, (h, new_cells)
 
+    def _poly_table(self, x: Tensor) -> Tensor:
+        """Polynomial weight table for ``x``'s dtype/device (error below the dtype's rounding)."""
+        key = (x.dtype, x.device, self.memory_length)
+        if key not in self._poly_cache:
+            tol = _POLY_TOL.get(x.dtype, 1e-12)
+            table = poly_weight_table(self.memory_length, None, tol=tol)
+            self._poly_cache[key] = table.to(dtype=x.dtype, device=x.device)
+        return self._poly_cache[key]
+
+    def _fused_forward(
+        self, layer: int, x: Tensor, state: tuple[Tensor, ...]
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The whole layer as one autograd node (:func:`~adaptlearn.nn.mlstm_fused.mlstm_sequence`).
+
+        For MLSTM the memory gate is rewritten as ``u = 4 d - 1 = tanh(z / 2)`` with
+        ``z = W_dx x + W_dh h + W_dd d + b_d`` and ``d = (u + 1) / 4``, i.e.
+        ``z / 2 = W_dx x / 2 + W_dh h / 2 + W_dd u / 8 + (b_d / 2 + W_dd 1 / 8)``: the same
+        function, with the scalings folded into the weights here (autograd carries them back).
+        """
+        w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
+        bias = getattr(self, f"bias_l{layer}")
+        h2 = 2 * self.hidden_size
+        if not self._dynamic:
+            h, cells = state
+            weights = fractional_weights(self.memory_parameter(layer), self.memory_length)
+            out, h, _, cells = mlstm_sequence(
+                F.linear(x, w_ih, bias), w_hh, h, cells, weights=weights
+            )
+            return out, (h, cells)
+        h, d, cells = state
+        w_dx, w_dh = getattr(self, f"weight_dx_l{layer}"), getattr(self, f"weight_dh_l{layer}")
+        w_dd, b_d = getattr(self, f"weight_dd_l{layer}"), getattr(self, f"bias_d_l{layer}")
+        b_u = w_dd.sum(1) / 8 if b_d is None else 0.5 * b_d + w_dd.sum(1) / 8
+        b = torch.zeros_like(w_ih[:, 0]) if bias is None else bias
+        pre = F.linear(
+            x,
+            torch.cat([w_ih[:h2], 0.5 * w_dx, w_ih[h2:]]),
+            torch.cat([b[:h2], b_u, b[h2:]]),
+        )
+        w_rec = torch.cat([w_hh[:h2], 0.5 * w_dh, w_hh[h2:]])
+        table = self._poly_table(x) if self.dynamic_filter == "poly" else None
+        out, h, u, cells = mlstm_sequence(
+            pre, w_rec, h, cells, w_uu=w_dd / 8, u0=4 * d - 1, table=table
+        )
+        return out, (h, (u + 1) / 4, cells)
+
 
 class MLSTM(_MLSTMBase):
     """Memory-augmented LSTM with a dynamic memory parameter ``d_t`` per sample and hidden unit.
@@ -375,11 +427,18 @@ class MLSTM(_MLSTMBase):
         batch_first: input/output as ``(B, T, F)``.
         dropout: dropout on the outputs of every layer except the last.
         memory_length: truncation lag K of the filter (the slides recommend 25 for MLSTM).
-        memory_impl: ``"store"`` (vectorized: one contraction per step over a preallocated
-            history) or ``"loop"`` (reference: one Python term per lag; slow, for tests).
-        dynamic_filter: ``"exact"`` (the ``(B, H, K)`` weight table of ``d_t`` each step) or
-            ``"poly"`` (weights as a degree-9 polynomial in ``d``, max error ~1e-11: one GEMM
-            per step instead of the table; faster). Ignored by MLSTM-F.
+        memory_impl: ``"fused"`` (default: the whole layer is one autograd node with a
+            hand-written backward, :mod:`adaptlearn.nn.mlstm_fused`; memory terms of older cells
+            come from one GEMM per block of 16 steps), ``"store"`` (per-step autograd, one
+            vectorized contraction per step) or ``"loop"`` (reference: one Python term per
+            lag; slow, for tests). All three compute the same function (tested to 1e-10 in
+            float64); ``"fused"`` does not support double backward.
+        dynamic_filter: ``"poly"`` (default: each weight ``w_j(d)`` as a polynomial in
+            ``u = 4d - 1`` whose degree is chosen per dtype so that
+            ``sum_j |w_j - poly_j| <= 1e-6`` in float32 (degree 7 at K=100; below the rounding
+            of the K-term sum itself) and ``<= 1e-12`` in float64; the memory term is then a
+            GEMM with a fixed ``(R, K)`` table) or ``"exact"`` (the ``(K, B, H)`` weight table of
+            ``d_t`` each step; several times slower). Ignored by MLSTM-F.
         device, dtype: factory kwargs of the parameters.
 
     Shapes: input ``(T, B, F)`` (``(B, T, F)`` with ``batch_first``; unbatched ``(T, F)``);

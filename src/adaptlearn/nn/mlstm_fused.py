@@ -1,0 +1,389 @@
+"""Fused MLSTM / MLSTM-F layer: the whole sequence is one autograd node, backward by hand.
+
+The per-step autograd path (``memory_impl="store"``) records ~20 small nodes per time step; for a
+small cell that bookkeeping, not arithmetic, dominates (a plain ``nn.LSTMCell`` Python loop is
+already 2-3.5x ``nn.LSTM`` on CPU). Here the forward loop runs without autograd, keeps in
+preallocated buffers only what the backward needs, and the backward loop is written out:
+
+* Layout ``(B, H)`` per step as ``nn.LSTM``; the cell history is one ``(K + T, B, H)`` buffer in
+  time order (slots ``0..K-1``: the initial window, slot ``K + t``: ``c_t``), so the K cells a
+  step reads are a view, never a copy, and the input-weight and recurrent-weight gradients are
+  one GEMM each after the loop.
+* Blocks of ``L = 16`` steps: the memory terms that read cells from *before* a block are computed
+  for all its steps by one GEMM at the block's start (backward: one GEMM at its end); only the
+  lags inside the block (< L) are contracted per step.
+* MLSTM-F (fixed d): per-unit weights, so the block GEMM is batched over hidden units
+  ``(H, L, K) x (H, K, B)``; the weight gradient is assembled after the loop from
+  ``(H, L', B) x (H, B, K + L' - 1)`` GEMMs whose diagonals hold the lag products.
+* MLSTM (dynamic d), ``filter="poly"``: the weights are polynomials in ``u = 4 d - 1``
+  (:func:`~adaptlearn.nn.filter.poly_weight_table`, degree chosen for the dtype), so every
+  (b, h) pair shares one ``(R, K)`` table and the block GEMM is ``(L R, K) x (K, B H)``; the
+  memory term is ``sum_r u^r proj_r``. The gate is computed as ``u = tanh(.)`` directly (the
+  caller folds ``d = 0.5 sigmoid(.)`` into the weights), so one sigmoid covers ``i, o`` and one
+  tanh covers ``u, g``.
+* MLSTM, ``filter="exact"``: the ``(K, B, H)`` weight table of ``d_t`` each step (reference
+  semantics; slower).
+
+Double backward is not supported. Tests check outputs and every gradient against the per-step
+autograd path and the per-lag reference loop.
+
+References:
+    J. Zhao, F. Huang, J. Lv, Y. Duan, Z. Qin, G. Li, G. Tian. "Do RNN and LSTM have Long
+    Memory?" ICML 2020, arXiv:2006.03860.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["mlstm_sequence"]
+
+_GW_BLOCK = 50  # steps per GEMM when assembling the fixed-d weight gradient
+_BLOCK = 16  # steps whose memory terms from older cells come from one GEMM
+
+
+def _exact_weights(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``w_j(d)`` and ``w_j(d) / d`` as ``(K, B, H)`` tables (lag order 1..K), finite at d=0."""
+    j = torch.arange(1, k + 1, dtype=d.dtype, device=d.device).view(k, 1, 1)
+    ratios = (j - 1 - d) / j
+    ratios[0] = -1.0
+    w_over_d = torch.cumprod(ratios, dim=0)
+    return w_over_d * d, w_over_d
+
+
+_sigmoid_bw = torch.ops.aten.sigmoid_backward.grad_input
+_tanh_bw = torch.ops.aten.tanh_backward.grad_input
+
+
+class _MLSTMSequence(torch.autograd.Function):
+    """Forward and hand-written backward of one MLSTM / MLSTM-F layer over a whole sequence.
+
+    Gate columns are ``i, o, g`` (MLSTM-F) or ``i, o, u, g`` (MLSTM), where ``u = 4 d - 1 =
+    tanh(z_u)`` is the memory gate on the scale of the polynomial table (the caller folds the
+    ``d = 0.5 sigmoid(.)`` parameterisation into the weights), so one sigmoid covers ``i, o`` and
+    one tanh covers ``u, g``.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        pre: Tensor,
+        w_rec: Tensor,
+        w_uu: Tensor | None,
+        h0: Tensor,
+        u0: Tensor | None,
+        hist0: Tensor,
+        weights: Tensor | None,
+        table: Tensor | None,
+        mode: str,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        steps, batch, rows = pre.shape
+        hh, k = h0.shape[-1], hist0.shape[1]
+        kw = {"dtype": pre.dtype, "device": pre.device}
+        dynamic = mode != "fixed"
+        h2, gc = 2 * hh, rows - hh  # sigmoid columns i, o: [:h2]; g: [gc:]; u: [h2:gc]
+        w_rec_t = w_rec.detach().t()
+        cells = torch.empty(k + steps, batch, hh, **kw)
+        cells[:k] = hist0.detach().transpose(0, 1)
+        flat = cells.view(k + steps, -1)
+        outs = torch.empty(steps + 1, batch, hh, **kw)  # outs[t + 1] = h_t
+        outs[0] = h0.detach()
+        acts = pre.detach().clone()  # pre-activations; each step adds its recurrent part, activates
+        tanh_c = torch.empty(steps, batch, hh, **kw)
+        i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
+        sig_l, tanh_l = acts[..., :h2].unbind(0), acts[..., h2:].unbind(0)
+        loop = zip(
+            acts, sig_l, tanh_l, i_l, o_l, g_l, cells[k:], tanh_c, outs[:-1], outs[1:], strict=True
+        )
+        mem_du = table_neg = None
+        if dynamic:
+            assert w_uu is not None and u0 is not None
+            w_uu_t = w_uu.detach().t()
+            u_prev = u0.detach()
+            u_l = acts[..., h2:gc].unbind(0)
+            if mode == "poly":
+                assert table is not None
+                r = table.shape[0]
+                table_neg = -table.flip(-1)  # columns oldest-first like the window; sign of -mem
+                p_pad, band_p = _poly_band(table_neg, k)
+                p_in = [p_pad[:, _BLOCK + k - bi : _BLOCK + k] for bi in range(_BLOCK)]
+                projs = torch.empty(_BLOCK, r, batch * hh, **kw)  # projections of one block
+                projs_flat = projs.view(_BLOCK * r, -1)
+                r_idx = torch.arange(1, r, **kw).unsqueeze(-1)  # (R-1, 1)
+                mem_du = torch.empty(steps, batch, hh, **kw)  # d(-mem_t)/du_t, for the backward
+                pw = torch.empty(r, batch * hh, **kw)  # scratch: u^0..u^(R-1)
+                pw[0] = 1.0
+                pw_u = pw[1].view(batch, hh)
+                products = _power_plan(pw)
+        else:
+            assert weights is not None
+            w_pad = _padded_weights(weights.detach(), k)
+            band = w_pad[:, k + _arange(_BLOCK, pre).unsqueeze(1) - _arange(k, pre)]  # (H, L, K)
+            w_in = w_pad[:, 1:_BLOCK].flip(-1).t().unsqueeze(1)  # (L-1, 1, H): lags L-1 .. 1
+            w_in_l = [w_in[_BLOCK - 1 - bi :] for bi in range(_BLOCK)]
+        for t, (a, a_sig, a_tanh, i, o, g, c, tc, h, h_new) in enumerate(loop):
+            a.addmm_(h, w_rec_t)
+            if dynamic:
+                u = u_l[t]
+                u.addmm_(u_prev, w_uu_t)
+                u_prev = u
+            a_sig.sigmoid_()
+            a_tanh.tanh_()
+            bi = t % _BLOCK
+            if mode == "poly":
+                pw_u.copy_(u)
+                for src, factor, dst in products:
+                    torch.mul(src, factor, out=dst)
+                if bi == 0:  # the part from the K cells before the block: one GEMM per block
+                    n = min(_BLOCK, steps - t)
+                    torch.mm(band_p[: n * r], flat[t : t + k], out=projs_flat[: n * r])
+                proj = projs[bi]
+                if bi:  # + lags 1..bi inside the block
+                    proj.addmm_(p_in[bi], flat[k + t - bi : k + t])
+                neg_mem = torch.linalg.vecdot(pw, proj, dim=0).view(batch, hh)
+                torch.linalg.vecdot(proj[1:] * r_idx, pw[:-1], dim=0, out=mem_du[t].view(-1))
+            elif mode == "exact":
+                w, _ = _exact_weights(0.25 * (u + 1.0), k)
+                neg_mem = (w * cells[t : t + k].flip(0)).sum(0).neg_()
+            elif bi == 0:  # the K cells before the block, for all its steps: one batched GEMM
+                n = min(_BLOCK, steps - t)
+                old = cells[t : t + k].permute(2, 0, 1).contiguous()  # (H, K, B)
+                mem_old = torch.bmm(band[:, :n], old).permute(1, 2, 0)  # (n, B, H)
+                neg_mem = mem_old[0]
+            else:  # + lags 1..bi inside the block
+                neg_mem = torch.linalg.vecdot(w_in_l[bi], cells[k + t - bi : k + t], dim=0)
+                neg_mem = neg_mem.add_(mem_old[bi])
+            torch.addcmul(neg_mem, i, g, out=c)
+            torch.tanh(c, out=tc)
+            torch.mul(o, tc, out=h_new)
+        ctx.mode, ctx.k = mode, k
+        ctx.buffers = (cells, outs, acts, tanh_c, mem_du, table_neg)
+        ctx.save_for_backward(w_rec, w_uu, u0, weights)
+        out = outs[1:]
+        u_last = acts[-1, :, h2:gc].clone() if dynamic else pre.new_zeros(0)
+        if not dynamic:
+            ctx.mark_non_differentiable(u_last)
+        cells_last = cells[steps:].transpose(0, 1).contiguous()  # (B, K, H) oldest first
+        return out, outs[steps].clone(), u_last, cells_last
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, g_out: Tensor, g_h: Tensor, g_u: Tensor, g_cells: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        w_rec, w_uu, u0, weights = ctx.saved_tensors
+        cells, outs, acts, tanh_c, mem_du, table_neg = ctx.buffers
+        mode, k = ctx.mode, ctx.k
+        steps, batch, rows = acts.shape
+        hh = outs.shape[-1]
+        h2, gc = 2 * hh, rows - hh
+        dynamic = mode != "fixed"
+        kw = {"dtype": cells.dtype, "device": cells.device}
+        # dL/dc of every cell slot, first from the memory terms of later steps (+ final state)
+        d_cells = torch.zeros(k + steps, batch, hh, **kw)
+        d_cells[steps:] += g_cells.transpose(0, 1)
+        d_flat = d_cells.view(k + steps, -1)
+        d_z = torch.empty(steps, batch, rows, **kw)  # gate pre-activation gradients
+        w_rec_ = w_rec.detach()
+        i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
+        dzi_l, dzo_l, dzg_l = (d_z[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
+        loop = zip(g_out, i_l, o_l, g_l, tanh_c, d_cells[k:], d_z, dzi_l, dzo_l, dzg_l, strict=True)
+        scratch = torch.empty(batch, hh, **kw)
+        if dynamic:
+            w_uu_ = w_uu.detach()
+            du = g_u.clone() if g_u.numel() else torch.zeros(batch, hh, **kw)  # dL/du_t
+            u_l, dzu_l = acts[..., h2:gc].unbind(0), d_z[..., h2:gc].unbind(0)
+            if mode == "poly":
+                r = table_neg.shape[0]
+                pw = torch.empty(r, batch * hh, **kw)  # scratch: u^0..u^(R-1)
+                pw[0] = 1.0
+                pw_u = pw[1].view(batch, hh)
+                products = _power_plan(pw)
+                p_pad, band_p = _poly_band(table_neg, k)
+                p_in_t = [p_pad[:, _BLOCK + k - bi : _BLOCK + k].t() for bi in range(_BLOCK)]
+                band_t = band_p.t()
+                g_proj = torch.empty(_BLOCK, r, batch * hh, **kw)
+                g_proj_flat = g_proj.view(_BLOCK * r, -1)
+        else:
+            # fixed d: g_neg[k + t] = dL/d(-mem_t), zero padded on both sides for the gathers
+            g_neg = torch.zeros(2 * k + steps, batch, hh, **kw)
+            w_pad = _padded_weights(weights.detach(), k)
+            w_lag = w_pad[:, 1:_BLOCK].t().unsqueeze(1)  # (L-1, 1, H): lags 1 .. L-1
+            w_lag_l = [w_lag[:m] for m in range(_BLOCK)]
+            f_idx = _arange(k, cells)
+        dh = g_h.clone()
+        for t, (go, i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
+            dh.add_(go)
+            bi = t % _BLOCK
+            if not dynamic:
+                # dL/dc_t from the K steps that read c_t: those after the block in one batched
+                # GEMM at the block's last step, those inside it here
+                if t == steps - 1 or bi == _BLOCK - 1:
+                    t0, n = t - bi, bi + 1
+                    idx = (n - _arange(n, cells)).unsqueeze(1) + f_idx  # lag of step t0+n+f
+                    futs = g_neg[k + t0 + n : 2 * k + t0 + n].permute(2, 0, 1).contiguous()
+                    fut = torch.bmm(w_pad[:, idx], futs).permute(1, 2, 0)  # (n, B, H)
+                dc.add_(fut[bi])
+                m = min(t - bi + _BLOCK, steps) - 1 - t  # later steps of this block
+                if m:
+                    later = g_neg[k + t + 1 : k + t + 1 + m]
+                    dc.add_(torch.linalg.vecdot(w_lag_l[m], later, dim=0))
+            dc.add_(_tanh_bw(dh * o, tc, grad_input=scratch))
+            _sigmoid_bw(dc * g, i, grad_input=dzi)
+            _sigmoid_bw(dh * tc, o, grad_input=dzo)
+            _tanh_bw(dc * i, g, grad_input=dzg)
+            if dynamic:
+                u = u_l[t]
+                if mode == "poly":
+                    pw_u.copy_(u)
+                    for src, factor, dst in products:
+                        torch.mul(src, factor, out=dst)
+                    gp = torch.mul(pw, dc.view(1, -1), out=g_proj[bi])  # dL/dproj_t
+                    if bi:  # to the cells of this block's earlier steps, now
+                        d_flat[k + t - bi : k + t].addmm_(p_in_t[bi], gp)
+                    else:  # whole block done: to the K cells before it, one GEMM
+                        n = min(_BLOCK, steps - t)
+                        d_flat[t : t + k].addmm_(band_t[:, : n * r], g_proj_flat[: n * r])
+                    du.addcmul_(mem_du[t], dc)
+                else:
+                    window = cells[t : t + k].flip(0)  # lag order
+                    w, w_over_d = _exact_weights(0.25 * (u + 1.0), k)
+                    d_cells[t : t + k].sub_((w * dc).flip(0))
+                    jj = torch.arange(1, k, **kw).view(k - 1, 1, 1)
+                    dw = w_over_d.clone()
+                    dw[1:] -= w[1:] * torch.cumsum(1.0 / (jj - 0.25 * (u + 1.0)), dim=0)
+                    du.sub_(0.25 * (dw * window).sum(0) * dc)  # d = (u + 1) / 4
+                du = torch.mm(_tanh_bw(du, u, grad_input=dzu_l[t]), w_uu_)
+            else:
+                g_neg[k + t] = dc
+            dh = torch.mm(dz, w_rec_)
+        needs = ctx.needs_input_grad
+        g_w_rec = g_w_uu = g_hist = g_weights = g_u0 = None
+        if needs[1]:
+            g_w_rec = d_z.view(-1, rows).t() @ outs[:steps].view(-1, hh)
+        if dynamic:
+            g_u0 = du
+            if needs[2]:
+                u_prev = torch.cat([u0.detach().unsqueeze(0), acts[:-1, :, h2:gc]])
+                g_w_uu = d_z[..., h2:gc].reshape(-1, hh).t() @ u_prev.view(-1, hh)
+        else:
+            if needs[5]:
+                # slot s < K is read by steps 0..s at lags K - s .. K
+                wins = g_neg[1 : 2 * k].unfold(0, k, 1)  # (K, B, H, K): [s, b, h, j - 1]
+                d_cells[:k] += (wins * w_pad[:, 1 : k + 1]).sum(-1)
+            if needs[6]:
+                g_weights = _fixed_weight_grad(
+                    g_neg[k : k + steps].permute(2, 0, 1).contiguous(),
+                    cells.permute(2, 0, 1).contiguous(),
+                    k,
+                ).neg_()
+        if needs[5]:
+            g_hist = d_cells[:k].transpose(0, 1)
+        return (
+            d_z if needs[0] else None,
+            g_w_rec,
+            g_w_uu,
+            dh if needs[3] else None,
+            g_u0 if dynamic and needs[4] else None,
+            g_hist,
+            g_weights,
+            None,
+            None,
+        )
+
+
+def _power_plan(pw: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Views so that ``u^2..u^(R-1)`` follow from ``pw[1] = u`` in ~log2(R) products."""
+    plan, have, r = [], 2, pw.shape[0]
+    while have < r:
+        n = min(have - 1, r - have)  # pw[have:have+n] = pw[1:1+n] * pw[have-1]
+        plan.append((pw[1 : 1 + n], pw[have - 1], pw[have : have + n]))
+        have += n
+    return plan
+
+
+def _arange(n: int, like: Tensor) -> Tensor:
+    return torch.arange(n, device=like.device)
+
+
+def _poly_band(table_neg: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Zero-padded table ``p[:, L + m] = table[:, m]`` and the block band ``(L R, K)``.
+
+    Row ``(i, r)`` of the band holds the coefficients with which step ``t0 + i`` of a block reads
+    the K cells before the block (slot ``t0 + q`` at window column ``q - i``; zero for ``q < i``).
+    """
+    r = table_neg.shape[0]
+    p_pad = table_neg.new_zeros(r, _BLOCK + k)
+    p_pad[:, _BLOCK:] = table_neg
+    q = torch.arange(k, device=table_neg.device)
+    i = torch.arange(_BLOCK, device=table_neg.device).unsqueeze(1)
+    band = p_pad[:, _BLOCK + q - i]  # (R, L, K)
+    return p_pad, band.transpose(0, 1).reshape(_BLOCK * r, k)
+
+
+def _padded_weights(weights: Tensor, k: int) -> Tensor:
+    """``(H, 2K + L)`` table ``p[:, j] = -w_j`` for ``1 <= j <= K``, zero elsewhere (j = 0, > K)."""
+    pad = weights.new_zeros(weights.shape[0], 2 * k + _BLOCK)
+    pad[:, 1 : k + 1] = -weights
+    return pad
+
+
+def _fixed_weight_grad(g_mem: Tensor, cells: Tensor, k: int) -> Tensor:
+    """``dL/dw_j[h] = sum_t sum_b dL/dmem_t[b, h] c_{t-j}[b, h]``, as ``(H, K)`` in lag order.
+
+    ``g_mem`` ``(H, T, B)``, ``cells`` ``(H, K + T, B)`` (slot order). Blockwise: for steps
+    ``t0..t0+L-1`` one GEMM ``(H, L, B) x (H, B, K + L - 1)`` gives every (step, slot) product;
+    the products at lag j lie on a diagonal, read with a strided view.
+    """
+    hidden, steps = g_mem.shape[0], g_mem.shape[1]
+    acc = g_mem.new_zeros(hidden, k)
+    for t0 in range(0, steps, _GW_BLOCK):
+        n = min(_GW_BLOCK, steps - t0)
+        z = torch.bmm(g_mem[:, t0 : t0 + n], cells[:, t0 : t0 + k + n - 1].transpose(1, 2))
+        # z[h, i, m] = <g_{t0+i}, c_slot(t0+m)>; step t0+i at lag j reads slot K + t0 + i - j,
+        # i.e. m = K + i - j, so q = m - i = K - j
+        s0, s1, s2 = z.stride()
+        diag = z.as_strided((hidden, n, k), (s0, s1 + s2, s2), z.storage_offset())
+        acc += diag.sum(1)  # indexed by q = K - j
+    return acc.flip(-1)
+
+
+def mlstm_sequence(
+    pre: Tensor,
+    w_rec: Tensor,
+    h0: Tensor,
+    hist0: Tensor,
+    *,
+    weights: Tensor | None = None,
+    w_uu: Tensor | None = None,
+    u0: Tensor | None = None,
+    table: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Run one MLSTM (dynamic d) or MLSTM-F (fixed d) layer over a sequence as one autograd node.
+
+    Args:
+        pre: ``(T, B, G)`` input part of the gate pre-activations incl. bias; columns ``i, o, g``
+            (``G = 3H``, MLSTM-F) or ``i, o, u, g`` (``G = 4H``, MLSTM; the ``u`` columns are the
+            pre-activation of ``u = 4 d - 1 = tanh(z_u)``).
+        w_rec: ``(G, H)`` weights on ``h_{t-1}``.
+        h0: ``(B, H)`` initial hidden state.
+        hist0: ``(B, K, H)`` initial cell window, oldest first.
+        weights: MLSTM-F only: ``(H, K)`` filter weights ``w_1..w_K`` per hidden unit.
+        w_uu: MLSTM only: ``(H, H)`` weights of ``z_u`` on ``u_{t-1}``.
+        u0: MLSTM only: ``(B, H)`` initial ``u``.
+        table: MLSTM only: ``(R, K)`` table of the weights as polynomials in ``u``
+            (:func:`~adaptlearn.nn.filter.poly_weight_table`), or ``None`` for exact weights.
+
+    Returns:
+        ``(out (T, B, H), h_T (B, H), u_T (B, H) or empty for MLSTM-F, cells (B, K, H))``.
+    """
+    if weights is not None:
+        mode = "fixed"
+    elif w_uu is None or u0 is None:
+        raise ValueError("mlstm_sequence needs `weights` (MLSTM-F) or `w_uu` and `u0` (MLSTM)")
+    else:
+        mode = "exact" if table is None else "poly"
+    return _MLSTMSequence.apply(pre, w_rec, w_uu, h0, u0, hist0, weights, table, mode)
