@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from adaptlearn.textgame import AEDQNAgent, AgentConfig, TextQuestEnv, train_agent
+from adaptlearn.textgame import (
+    AEDQNAgent,
+    AgentConfig,
+    TextQuestEnv,
+    elimination_stats,
+    train_agent,
+)
 
 
 def _env():
@@ -150,3 +156,29 @@ def test_tiny_learning_run_shrinks_the_admissible_set_without_losing_valid_comma
     assert adm.sum() < 0.5 * env.n_actions
     assert adm[info["admissible_mask"]].all()
     assert curve[-1]["step"] == 600 and set(summary) >= {"steps_to_solve", "solved"}
+
+
+@pytest.mark.parametrize("mode,false_elim,true_elim", [("masked-dqn", 0.0, 1.0), ("dqn", 0.0, 0.0)])
+def test_elimination_stats_against_the_true_mask(mode, false_elim, true_elim):
+    """The metrics judge A' against the env's mask: the oracle mask is perfect, DQN keeps all."""
+    env = _env()
+    agent = _agent(env, mode=mode)
+    _fill(env, agent, 100)
+    stats = elimination_stats(_env(), agent)
+    assert stats["false_elim_visited"] == false_elim and stats["true_elim_visited"] == true_elim
+    assert stats["false_elim"] == false_elim and stats["gold_eliminated"] == 0
+    assert stats["admissible_size_visited"] == pytest.approx(
+        agent.table.masks[: len(agent.table)].sum(1).mean() if mode == "masked-dqn"
+        else env.n_actions)
+
+
+def test_ae_dqn_elimination_stats_count_valid_and_invalid_pairs():
+    env = _env()
+    agent = _agent(env)
+    _fill(env, agent, 60)
+    _eliminate(agent, torch.arange(8, env.n_actions))  # everything but the 8 base commands
+    stats = elimination_stats(_env(), agent)
+    masks = agent.table.masks[: len(agent.table)]
+    expected = masks[:, 8:].sum() / masks.sum()
+    assert stats["false_elim_visited"] == pytest.approx(expected)
+    assert stats["true_elim_visited"] == pytest.approx((~masks[:, 8:]).sum() / (~masks).sum())

@@ -124,3 +124,32 @@ def test_bad_hyperparameters_name_the_field(kwargs, field):
     args = {"n_actions": 3, "dim": 2, **kwargs}
     with pytest.raises(ValueError, match=field):
         LinearContextualBandit(**args)
+
+
+def _rooms_run(beta, *, n_actions=30, n_rooms=8, steps=1200, seed=0):
+    """The spec's "rooms" check (section 4.1): one-hot room features + bias (as the AEN's
+    ``[phi, 1]``), deterministic signal, the agent samples uniformly from its admissible set.
+    Returns the shares of valid / invalid (room, action) pairs eliminated at the end."""
+    gen = np.random.default_rng(seed)
+    valid = gen.random((n_rooms, n_actions)) < 0.15
+    valid[:, 0] = True  # one command that always works ("look")
+    x = torch.cat([torch.eye(n_rooms), torch.ones(n_rooms, 1)], dim=1).double()
+    bandit = LinearContextualBandit(n_actions, n_rooms + 1, reg=0.1, threshold=0.6, beta=beta)
+    for _ in range(steps):
+        room = int(gen.integers(n_rooms))
+        allowed = np.flatnonzero(~bandit.eliminated(x[room: room + 1])[0].numpy())
+        a = int(gen.choice(allowed))
+        bandit.update(x[room], a, float(not valid[room, a]))
+    elim = bandit.eliminated(x).numpy()
+    return (elim & valid).sum() / valid.sum(), (elim & ~valid).sum() / (~valid).sum()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_lcb_never_eliminates_a_valid_action_once_enough_data_is_seen(seed):
+    """With a confidence width (beta = 0.2, the experiment's value) no valid pair is eliminated
+    while almost every invalid one is; with beta = 0 (plain least squares) the bias feature
+    generalises "most commands fail" and valid commands are locked out (spec 4.1)."""
+    false_elim, true_elim = _rooms_run(0.2, seed=seed)
+    assert false_elim == 0.0 and true_elim >= 0.9
+    false_plain, _ = _rooms_run(0.0, seed=seed)
+    assert false_plain >= 0.2

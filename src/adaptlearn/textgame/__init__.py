@@ -11,6 +11,7 @@ import gymnasium as _gym
 from adaptlearn.textgame.agent import MODES as MODES
 from adaptlearn.textgame.agent import AEDQNAgent as AEDQNAgent
 from adaptlearn.textgame.agent import AgentConfig as AgentConfig
+from adaptlearn.textgame.agent import elimination_stats as elimination_stats
 from adaptlearn.textgame.agent import evaluate as evaluate
 from adaptlearn.textgame.agent import train_agent as train_agent
 from adaptlearn.textgame.bandit import LinearContextualBandit as LinearContextualBandit
@@ -31,5 +32,5 @@ if ENV_ID not in _gym.registry:
 __all__ = [
     "ENV_ID", "MODES", "QUESTS", "VERBS", "AEDQNAgent", "AgentConfig", "EliminationNetwork",
     "LinearContextualBandit", "ObservationTable", "QNetwork", "ReplayBuffer", "TextCNN",
-    "TextQuestEnv", "evaluate", "train_agent",
+    "TextQuestEnv", "elimination_stats", "evaluate", "train_agent",
 ]

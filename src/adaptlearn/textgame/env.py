@@ -214,6 +214,8 @@ class TextQuestEnv(gym.Env[np.ndarray, np.int64]):
         self.action_space = spaces.Discrete(len(self.commands))
         self.observation_space = spaces.Box(0, len(self.vocab) - 1, (self.obs_len,), np.int64)
         self._valid_cache: dict[GameState, np.ndarray] = {}
+        # (state, feedback) -> (token ids, text): the observation is a pure function of both.
+        self._obs_cache: dict[tuple[GameState, str], tuple[np.ndarray, str]] = {}
         self.gold_path: list[int] = self._gold_path()
         self._state = self._initial_state()
         self._feedback = _FEEDBACK["start"]
@@ -432,13 +434,24 @@ class TextQuestEnv(gym.Env[np.ndarray, np.int64]):
         return f"a {noun}"
 
     def _observation(self) -> np.ndarray:
-        out = np.zeros(self.obs_len, dtype=np.int64)
-        offset = 0
-        for text, width in zip(self._texts(), self.SLOTS, strict=True):
-            ids = [self._word_id[w] for w in _tokenize(text)][:width]
-            out[offset: offset + len(ids)] = ids
-            offset += width
-        return out
+        return self._render_cached()[0].copy()
+
+    def _render_cached(self) -> tuple[np.ndarray, str]:
+        """Token ids and text of the current (state, feedback), cached (both are pure in them)."""
+        key = (self._state, self._feedback)
+        hit = self._obs_cache.get(key)
+        if hit is None:
+            texts = self._texts()
+            out = np.zeros(self.obs_len, dtype=np.int64)
+            offset = 0
+            for text, width in zip(texts, self.SLOTS, strict=True):
+                ids = [self._word_id[w] for w in _tokenize(text)][:width]
+                out[offset: offset + len(ids)] = ids
+                offset += width
+            out.flags.writeable = False
+            hit = (out, " | ".join(texts))
+            self._obs_cache[key] = hit
+        return hit
 
     def decode(self, obs: np.ndarray) -> str:
         """Words of an observation (padding dropped)."""
@@ -446,7 +459,7 @@ class TextQuestEnv(gym.Env[np.ndarray, np.int64]):
 
     def _info(self, e: int, won: bool) -> dict[str, Any]:
         return {"elimination": int(e), "admissible_mask": self.admissible_mask(), "won": won,
-                "text": " | ".join(self._texts()), "gold_path_length": len(self.gold_path)}
+                "text": self._render_cached()[1], "gold_path_length": len(self.gold_path)}
 
     # --- Gymnasium API ----------------------------------------------------------------------------
     def reset(

@@ -35,12 +35,48 @@ class TextCNN(nn.Module):
         heights: tuple[int, ...] = (1, 2, 3),
     ) -> None:
         super().__init__()
+        if not heights or min(heights) < 1:
+            raise ValueError(f"`heights` of TextCNN must be positive ints; got {heights!r}")
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, n_filters, h) for h in heights)
+        self.heights = tuple(heights)
+        self.n_filters = n_filters
         self.out_dim = n_filters * len(heights)
+        self._position_masks: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    def _position_mask(self, length: int, device: torch.device) -> torch.Tensor:
+        """``(length, out_dim)``: 1 where a filter of height ``h`` has a full window (i <= L-h)."""
+        mask = self._position_masks.get((length, device))
+        if mask is None:
+            mask = torch.ones(length, self.out_dim, device=device)
+            for k, h in enumerate(self.heights):
+                mask[max(0, length - h + 1):, k * self.n_filters:(k + 1) * self.n_filters] = 0.0
+            self._position_masks[(length, device)] = mask
+        return mask
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, L)`` int64 -> ``(B, out_dim)`` float."""
+        """``(B, L)`` int64 -> ``(B, out_dim)`` float (``L >= max(heights)``).
+
+        Same function as :meth:`forward_reference` (three ``Conv1d`` + ReLU + max-pool), computed
+        as **one** matrix product: the filters of every height are zero-padded to the largest
+        height and applied to the windows of ``max(heights)`` consecutive embeddings; windows that
+        run past the end are zeroed after the ReLU (exact, since ReLU outputs are >= 0). On CPU
+        with these tiny shapes this is ~2x faster than three ``conv1d`` calls forward + backward.
+        """
+        emb = self.embed(tokens)  # (B, L, E)
+        batch, length, width = emb.shape
+        top = max(self.heights)
+        weight = torch.cat([F.pad(c.weight, (0, top - c.kernel_size[0])) for c in self.convs])
+        bias = torch.cat([c.bias for c in self.convs])
+        padded = F.pad(emb, (0, 0, 0, top - 1))
+        windows = torch.cat([padded[:, k:k + length] for k in range(top)], dim=2)  # (B, L, top*E)
+        flat = weight.permute(2, 1, 0).reshape(top * width, self.out_dim)  # tap-major rows
+        act = torch.relu(torch.addmm(bias, windows.reshape(batch * length, -1), flat))
+        mask = self._position_mask(length, emb.device)
+        return (act.reshape(batch, length, -1) * mask).amax(dim=1)
+
+    def forward_reference(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The textbook computation (one ``Conv1d`` per height); used to test :meth:`forward`."""
         h = self.embed(tokens).transpose(1, 2)  # (B, E, L)
         return torch.cat([F.relu(conv(h)).amax(dim=2) for conv in self.convs], dim=1)
 
