@@ -1,17 +1,28 @@
-"""Per-epoch cost of Selective-Backprop / Stale-SB / random subset vs traditional training.
+"""Speedup to target error of Selective-Backprop / Stale-SB / random subset vs traditional training.
 
-Anchor: traditional training (every example backpropagated) with the same model, data, batch
-size and loop, measured in the same process in interleaved rounds (traditional, SB, Stale-SB,
-random, traditional, ...), all at equal examples seen (one epoch each). Reports wall-clock and
-process-CPU seconds per epoch, examples per CPU-second, speedup ratios, and the ideal SB ratio
-predicted from the measured cost of one selection forward and one training step.
+Anchor: traditional training (every example backpropagated) with the same model, data, LR
+schedule (keyed on examples seen), batch size and loop, measured in the same process on the same
+seeds. Each seed is one race of the experiment (``adaptlearn.experiments.selective_backprop.race``):
+all methods start from the same weights and example order and train in interleaved epochs (one
+epoch of every method per round, rotating order), so machine load hits all methods alike.
 
-Run: .venv/bin/python benchmarks/selection_speedup.py [--hidden 512] [--rounds 3]
+Prints, with the load average before and after:
+1. unit costs on this machine: one selection forward and one training step at the batch size
+   (median CPU ms) and the per-epoch SB cost they predict;
+2. per-epoch cost after priming (median over epochs and seeds): CPU and wall seconds, training
+   steps per CPU-second and per wall-second, and the per-epoch speedup;
+3. speedup to target error (targets = multiples of traditional's final test error, mean over
+   seeds), in CPU time (the primary measure), wall time, a deterministic cost model (selection
+   forward = 1, training step = 3 forward-equivalents) and backward passes.
+
+Run: .venv/bin/python benchmarks/selection_speedup.py [--seeds 3] [--epochs 20] [--beta 3]
+     [--hidden 256] [--methods traditional,sb,stale-sb,random] [--dataset digits]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -19,22 +30,24 @@ import torch
 from torch import nn
 
 from adaptlearn.core import pin_threads
-from adaptlearn.experiments.selective_backprop import make_mlp
-from adaptlearn.selection import (
-    RandomSubset,
-    SelectiveBackprop,
-    SelectiveBackpropAlgorithm,
-    ShuffledLoader,
-    StaleSB,
-    Trainer,
-    make_teacher_classification,
+from adaptlearn.experiments.selective_backprop import (
+    CLEAN_METHODS,
+    DATASETS,
+    TRAIN_STEP_FORWARDS,
+    SelectiveBackpropConfig,
+    format_tables,
+    load_dataset,
+    make_mlp,
+    race,
+    speedup_table,
 )
 
 
-def unit_costs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int = 50) -> tuple:
-    """CPU seconds of one eval-mode forward and one training step on a batch."""
+def unit_costs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int = 30
+               ) -> tuple[float, float]:
+    """Median CPU seconds of one eval-mode forward and of one training step on a batch."""
     loss_fn = nn.CrossEntropyLoss(reduction="none")
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
 
     def fwd() -> None:
         model.eval()
@@ -47,74 +60,107 @@ def unit_costs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int = 5
         loss_fn(model(x), y).mean().backward()
         opt.step()
 
-    out = []
-    for f in (fwd, step):
-        for _ in range(5):
+    samples: dict[str, list[float]] = {"fwd": [], "step": []}
+    for _ in range(5):
+        fwd()
+        step()
+    for _ in range(reps):  # interleaved, so load changes hit both alike
+        for name, f in (("fwd", fwd), ("step", step)):
+            t = time.process_time()
             f()
-        t = time.process_time()
-        for _ in range(reps):
-            f()
-        out.append((time.process_time() - t) / reps)
-    return tuple(out)
+            samples[name].append(time.process_time() - t)
+    return statistics.median(samples["fwd"]), statistics.median(samples["step"])
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-train", type=int, default=8000)
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--beta", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    defaults = SelectiveBackpropConfig()
+    parser.add_argument("--dataset", default=defaults.datasets[0], choices=DATASETS)
+    parser.add_argument("--seeds", type=int, default=defaults.n_seeds)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epoch budget (default: the experiment's for the dataset)")
+    parser.add_argument("--hidden", type=int, default=defaults.hidden)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--beta", type=float, default=defaults.beta)
+    parser.add_argument("--evals-per-epoch", type=int, default=defaults.evals_per_epoch)
+    parser.add_argument("--methods", default="traditional,sb,stale-sb,random",
+                        help=f"comma-separated, among {', '.join(CLEAN_METHODS)}")
     args = parser.parse_args()
-    pin_threads(1)
-    data = make_teacher_classification(args.n_train, 10, n_features=40, seed=0)
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
-    n = args.n_train
-
-    def make(method: str) -> tuple[Trainer, ShuffledLoader]:
-        torch.manual_seed(0)
-        model = make_mlp(40, args.hidden, 10)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-        sel = {"traditional": None,
-               "sb": SelectiveBackprop(args.beta, seed=0),
-               "stale-sb": StaleSB(n, args.beta, staleness=3, seed=0),
-               "random": RandomSubset(args.beta, seed=0)}[method]
-        algs = [SelectiveBackpropAlgorithm(sel, args.batch_size)] if sel is not None else []
-        return (Trainer(model, opt, loss_fn, algorithms=algs),
-                ShuffledLoader(data.x_train, data.y_train, args.batch_size, seed=0))
-
-    methods = ["traditional", "sb", "stale-sb", "random"]
-    runs = {m: make(m) for m in methods}
-    for trainer, loader in runs.values():  # warm-up epoch (fills SB history / Stale-SB cache)
-        trainer.fit_epoch(loader)
-    cpu: dict[str, list[float]] = {m: [] for m in methods}
-    wall: dict[str, list[float]] = {m: [] for m in methods}
-    backprops: dict[str, list[int]] = {m: [] for m in methods}
-    for _ in range(args.rounds):
-        for m in methods:
-            trainer, loader = runs[m]
-            c0, w0, b0 = trainer.counters.cpu_s, trainer.counters.wall_s, \
-                trainer.counters.backprop_examples
-            trainer.fit_epoch(loader)
-            cpu[m].append(trainer.counters.cpu_s - c0)
-            wall[m].append(trainer.counters.wall_s - w0)
-            backprops[m].append(trainer.counters.backprop_examples - b0)
-    fwd_s, step_s = unit_costs(make_mlp(40, args.hidden, 10), data.x_train[:args.batch_size],
-                               data.y_train[:args.batch_size])
-    rate = 1 / (args.beta + 1)
-    ideal = (fwd_s + rate * step_s) / step_s
-    print(f"MLP 40-{args.hidden}-{args.hidden}-10 + BN, batch {args.batch_size}, {n} examples per "
-          f"epoch, beta={args.beta:g}, 1 thread, {args.rounds} interleaved rounds (median)")
-    print(f"one selection forward {fwd_s * 1e3:.2f} ms, one train step {step_s * 1e3:.2f} ms "
-          f"(ratio {step_s / fwd_s:.1f}); ideal SB epoch cost {ideal:.2f} of traditional")
-    base_cpu = statistics.median(cpu["traditional"])
-    base_wall = statistics.median(wall["traditional"])
-    print(f"{'method':<12} {'wall s/ep':>9} {'CPU s/ep':>9} {'ex/CPU-s':>9} {'backprops':>9} "
-          f"{'speedup(wall)':>13} {'speedup(CPU)':>12}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
-        c, w = statistics.median(cpu[m]), statistics.median(wall[m])
-        print(f"{m:<12} {w:9.3f} {c:9.3f} {n / c:9.0f} {statistics.median(backprops[m]):9.0f} "
-              f"{base_wall / w:13.2f} {base_cpu / c:12.2f}")
+        if m not in CLEAN_METHODS:
+            parser.error(f"--methods: unknown method {m!r}; choose from {CLEAN_METHODS}")
+    if "traditional" not in methods:
+        methods.insert(0, "traditional")
+    pin_threads(1)
+    cfg = SelectiveBackpropConfig(datasets=(args.dataset,), hidden=args.hidden,
+                                  batch_size=args.batch_size, beta=args.beta,
+                                  evals_per_epoch=args.evals_per_epoch, n_seeds=args.seeds)
+    if args.epochs is not None:
+        cfg.epochs = cfg.digits_epochs = args.epochs
+    cfg.validate()
+    epochs = cfg.epochs_for(args.dataset)
+    data = load_dataset(args.dataset, cfg)
+    n = int(data.x_train.shape[0])
+    load_before = _load()
+
+    fwd_s, step_s = unit_costs(make_mlp(int(data.x_train.shape[1]), cfg.hidden, data.num_classes),
+                               data.x_train[:cfg.batch_size], data.y_train[:cfg.batch_size])
+    rate = 1 / (cfg.beta + 1)
+    print(f"{args.dataset}: {n} training examples, MLP {data.x_train.shape[1]}-{cfg.hidden}-"
+          f"{cfg.hidden}-{data.num_classes} + BN, batch {cfg.batch_size}, beta={cfg.beta:g}, "
+          f"{epochs} epochs, LR {cfg.lr:g} x{cfg.lr_decay:g} at {cfg.lr_drops} of the budget, "
+          f"{cfg.prime_epochs} priming epoch, seeds 0..{args.seeds - 1}, 1 thread")
+    print(f"unit costs: selection forward {fwd_s * 1e3:.2f} ms, training step {step_s * 1e3:.2f} "
+          f"ms (ratio {step_s / fwd_s:.1f}; cost model assumes {TRAIN_STEP_FORWARDS:g}); ideal "
+          f"per-epoch speedup SB {step_s / (fwd_s + rate * step_s):.2f}x, Stale-SB "
+          f"{step_s / (fwd_s / cfg.staleness + rate * step_s):.2f}x, random "
+          f"{1 / rate:.2f}x")
+
+    by_method: dict[str, list[dict]] = {m: [] for m in methods}
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for seed in range(args.seeds):
+        results = race(data, methods, cfg, seed, epochs=epochs)
+        for m in methods:
+            by_method[m].append(results[m])
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+
+    print(f"\nper epoch after priming (median over epochs and seeds; {len(methods)} methods "
+          "interleaved epoch by epoch):")
+    print(f"{'method':<12} {'CPU s/ep':>9} {'wall s/ep':>9} {'steps/CPU-s':>11} "
+          f"{'steps/wall-s':>12} {'ex/CPU-s':>9} {'backprops/ep':>12} {'speedup CPU':>11} "
+          f"{'speedup wall':>12}")
+    base: dict[str, float] = {}
+    for m in methods:
+        runs = by_method[m]
+        cpu_ep = statistics.median(v for r in runs for v in r["epoch_cpu_s"][cfg.prime_epochs:])
+        wall_ep = statistics.median(v for r in runs for v in r["epoch_wall_s"][cfg.prime_epochs:])
+        steps = sum(r["final"]["steps"] for r in runs)
+        cpu_tot = sum(r["final"]["train_cpu_s"] for r in runs)
+        wall_tot = sum(r["final"]["train_wall_s"] for r in runs)
+        primed = cfg.prime_epochs * n if m != "traditional" else 0
+        bp_ep = statistics.mean((r["final"]["backprops"] - primed)
+                                / (epochs - (cfg.prime_epochs if primed else 0)) for r in runs)
+        base = base or {"cpu": cpu_ep, "wall": wall_ep}
+        print(f"{m:<12} {cpu_ep:9.3f} {wall_ep:9.3f} {steps / cpu_tot:11.0f} "
+              f"{steps / wall_tot:12.0f} {n / cpu_ep:9.0f} {bp_ep:12.0f} "
+              f"{base['cpu'] / cpu_ep:11.2f} {base['wall'] / wall_ep:12.2f}")
+
+    summary = speedup_table(by_method, cfg.target_multipliers, prime_epochs=cfg.prime_epochs)
+    times, speeds = format_tables(summary, args.seeds)
+    print(f"\ntime to target error (targets = multiples of traditional's final error "
+          f"{summary['trad_final']:.2%}, mean over seeds; first evaluation where the seed-mean "
+          "curve reaches the target):")
+    print(times)
+    print("\nspeedup to target error over traditional (same run, same seeds):")
+    print(speeds)
+    print(f"\nbenchmark: {wall:.0f} s wall, {cpu:.0f} s CPU; load average (1/5/15 min) before "
+          f"{load_before}, after {_load()} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,18 @@ import json
 import math
 
 import pytest
+import torch
 
 from adaptlearn.cli import main
-from adaptlearn.experiments.selective_backprop import SelectiveBackpropConfig, time_to_target
+from adaptlearn.experiments.selective_backprop import (
+    TRAIN_STEP_FORWARDS,
+    SelectiveBackpropConfig,
+    load_dataset,
+    race,
+    speedup_table,
+    time_to_target,
+)
+from adaptlearn.selection import make_teacher_classification
 
 
 def test_tiny_preset_writes_results_curves_figures_and_verdict(tmp_path):
@@ -27,14 +36,65 @@ def test_tiny_preset_writes_results_curves_figures_and_verdict(tmp_path):
     # Stale-SB ran fewer selection forwards than SB
     assert (methods["stale-sb@teacher"]["selection_forwards"]["mean"]
             < methods["sb@teacher"]["selection_forwards"]["mean"])
+    assert "speedup_2x" in methods["sb@teacher"]
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {"method", "cpu_s", "backprops", "test_error", "epoch"} <= set(rows[0])
+    assert {"method", "cpu_s", "wall_s", "backprops", "cost_fpe", "test_error",
+            "epoch"} <= set(rows[0])
     figures = sorted(p.name for p in (run_dir / "figures").iterdir())
     assert "error_vs_time_teacher.png" in figures
     assert "error_vs_time_teacher_noise0.2.png" in figures
     report = (run_dir / "report.md").read_text()
-    assert "Time to target error" in report
+    assert "Time to target error" in report and "four currencies" in report
+    assert results["extra"]["time_to_target"]["teacher"]["targets"]
+
+
+def test_race_interleaving_does_not_change_what_each_method_computes():
+    cfg = SelectiveBackpropConfig(hidden=16, evals_per_epoch=1, history_size=64)
+    data = make_teacher_classification(600, 200, n_features=8, seed=0)
+    alone = race(data, ["traditional"], cfg, seed=3, epochs=3)["traditional"]
+    both = race(data, ["sb", "traditional", "stale-sb"], cfg, seed=3, epochs=3)
+    errors = [row["test_error"] for row in alone["curve"]]
+    assert [row["test_error"] for row in both["traditional"]["curve"]] == errors
+    for method, result in both.items():
+        assert len(result["epoch_cpu_s"]) == 3
+        last = result["curve"][-1]
+        assert last["epoch"] == 3.0
+        assert last["cost_fpe"] == last["selection_forwards"] + TRAIN_STEP_FORWARDS * \
+            last["backprops"]
+        # every method starts from the same weights
+        assert result["curve"][0]["test_error"] == errors[0], method
+    # priming epoch is traditional training: identical up to the end of epoch 1
+    assert both["sb"]["curve"][1]["test_error"] == errors[1]
+    assert both["stale-sb"]["final"]["selection_forwards"] < \
+        both["sb"]["final"]["selection_forwards"]
+
+
+def _fake_runs(scale_cpu, errors, epochs_per_point=0.5):
+    curve = [{"epoch": i * epochs_per_point, "cpu_s": i * scale_cpu, "wall_s": i * scale_cpu,
+              "backprops": i * 100 * scale_cpu, "cost_fpe": i * 300 * scale_cpu,
+              "test_error": e} for i, e in enumerate(errors)]
+    return {"curve": curve, "final": {"final_error": errors[-1]},
+            "epoch_cpu_s": [2 * scale_cpu] * 4, "epoch_wall_s": [2 * scale_cpu] * 4}
+
+
+def test_speedup_table_ratios_against_traditional():
+    errors = [0.9, 0.4, 0.2, 0.11, 0.1]
+    runs = {"traditional": [_fake_runs(1.0, errors)] * 2,
+            "half": [_fake_runs(0.5, errors)] * 2,   # same curve per epoch, half the cost
+            "worse": [_fake_runs(0.5, [0.9, 0.5, 0.3, 0.2, 0.15])] * 2}
+    s = speedup_table(runs, (2.0, 1.1, 1.0))
+    assert s["trad_final"] == pytest.approx(0.1)
+    assert s["targets"][2.0] == pytest.approx(0.2)
+    half, worse = s["methods"]["half"], s["methods"]["worse"]
+    for mult in (2.0, 1.1, 1.0):
+        for key in ("cpu_s", "wall_s", "cost_fpe", "backprops"):
+            assert half[mult]["speedup_" + key] == pytest.approx(2.0)
+        assert s["methods"]["traditional"][mult]["speedup_cpu_s"] == pytest.approx(1.0)
+    assert half["epoch_speedup_cpu"] == pytest.approx(2.0)
+    # traditional reaches 0.2 at point 2 (2 CPU s), "worse" at point 3 (1.5 CPU s)
+    assert worse[2.0]["speedup_cpu_s"] == pytest.approx(2.0 / 1.5)
+    assert math.isnan(worse[1.1]["speedup_cpu_s"]) and worse[1.1]["reached"] == 0
 
 
 def test_time_to_target_is_first_crossing_or_nan():
@@ -44,11 +104,20 @@ def test_time_to_target_is_first_crossing_or_nan():
     assert math.isnan(time_to_target(curve, 0.05))
 
 
+def test_digits_are_the_main_dataset_and_load_flat():
+    cfg = SelectiveBackpropConfig()
+    assert cfg.datasets[0] == "digits"
+    d = load_dataset("digits", cfg)
+    assert d.x_train.shape[1] == 64 and d.x_train.dtype == torch.float32
+
+
 @pytest.mark.parametrize(("field", "value", "match"), [
     ("datasets", ("mnist",), "`datasets` of SelectiveBackpropConfig must be one of"),
     ("beta", -1.0, "`beta` of SelectiveBackpropConfig"),
     ("noise_fraction", 1.5, "`noise_fraction`"),
     ("target_multipliers", (0.5,), "`target_multipliers`"),
+    ("lr_decay", 0.0, "`lr_decay` of SelectiveBackpropConfig"),
+    ("digits_epochs", 0, "`digits_epochs`"),
 ])
 def test_config_validation_names_the_field(field, value, match):
     cfg = SelectiveBackpropConfig(**{field: value})

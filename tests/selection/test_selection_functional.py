@@ -95,3 +95,22 @@ def test_rescale_to_mean_hits_target_when_no_cap_binds():
     p = torch.tensor([0.1, 0.2, 0.3])
     assert float(rescale_to_mean(p, 0.3).mean()) == pytest.approx(0.3)
     assert float(rescale_to_mean(p, 0.9).max()) == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_percentiles_accept_every_float_dtype(dtype):
+    losses = torch.tensor([0.5, 1.5, 3.0], dtype=dtype)
+    history = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=dtype)
+    pct = loss_percentiles(losses, history)
+    assert pct.dtype == torch.float32
+    assert pct.tolist() == [0.25, 0.5, 0.75]  # strict "<": the tie at 3.0 is not below
+
+
+def test_history_values_are_a_copy():
+    h = LossHistory(4)
+    h.extend(torch.tensor([1.0, 2.0]))
+    v = h.values()
+    v[0] = 100.0
+    assert sorted(h.values().tolist()) == [1.0, 2.0]
+    with pytest.raises(ValueError):
+        h.filled()[0] = 5.0  # the no-copy view is read-only

@@ -202,3 +202,50 @@ def test_single_leftover_example_is_carried_to_the_next_epoch():
     out = pipe.push((x[:3], y[:3]))
     assert [b[0].shape[0] for b in out] == [4]
     assert torch.equal(out[0][0][0], x[4])
+
+
+def test_stale_sb_with_staleness_one_selects_exactly_like_sb():
+    # Staleness 1 = a fresh forward for every draw: the partial-forward path must then agree
+    # with plain SB's one-forward-per-batch path example for example.
+    x, y = _data(700, seed=2)
+    released = {}
+    for name, sel in (("sb", SelectiveBackprop(2.0, 128, seed=4)),
+                      ("stale", StaleSB(700, 2.0, 128, staleness=1, seed=4))):
+        model = IndexLoss()
+        pipe = SelectionPipeline(sel, model, pick_first, batch_size=32)
+        loader = ShuffledLoader(x, y, 50, seed=0)
+        released[name] = [b[2] for _ in range(3)
+                          for b in selective_batches(sel, loader, model, pick_first,
+                                                     pipeline=pipe)]
+        assert pipe.stats.selection_forwards == 3 * 700 == model.calls
+    assert len(released["sb"]) == len(released["stale"])
+    for a, b in zip(released["sb"], released["stale"], strict=True):
+        assert torch.equal(a, b)
+
+
+class ModeRecorder(nn.Module):
+    """Linear layer that records whether it ran in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 10)
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return self.lin(x)
+
+
+def test_trainer_steps_in_train_mode_even_after_an_eval_callback():
+    d = make_teacher_classification(256, 10, n_features=4, seed=0)
+    model = ModeRecorder()
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    alg = SelectiveBackpropAlgorithm(SelectiveBackprop(1.0, 64, seed=0))
+    tr = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn, algorithms=[alg])
+    model.eval()  # the trainer must switch to train mode itself
+    for _ in range(2):
+        tr.fit_epoch(ShuffledLoader(d.x_train, d.y_train, 32), on_step=lambda t: t.model.eval(),
+                     callback_every=64)
+    # selection forwards (eval) and training steps (train) alternate; count the train ones
+    assert model.modes.count(True) == tr.counters.steps
+    assert model.modes.count(False) == alg.pipeline.stats.selection_forwards // 32

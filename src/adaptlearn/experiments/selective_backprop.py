@@ -1,21 +1,37 @@
 """``selective-backprop``: time to target error of Selective-Backprop, Stale-SB and AdaptSB.
 
 Part 1 (clean labels): traditional training vs Selective-Backprop (SB) vs Stale-SB vs a random
-subset at SB's backward rate, on a generated "many easy, some hard" set (labels of a random tanh
-teacher) and on scikit-learn's bundled 8x8 digits (real scans, shifted + noisy copies). Part 2
-(label noise): a fraction of training labels is shuffled; traditional vs SB vs AdaptSB.
+subset at SB's backward rate (and AdaptSB) on scikit-learn's bundled 8x8 digits (real scans,
+shifted + noisy copies; the main dataset) and optionally on generated sets. Part 2 (label
+noise): a fraction of the main dataset's training labels is shuffled; traditional vs SB vs
+AdaptSB.
 
-Time is the **process CPU time of the training loop** (selection forwards included, evaluation
-excluded; one thread), because wall-clock on a shared 2-core machine is too noisy; wall-clock is
-recorded too. The LR schedule is keyed on examples seen, so every method follows the same LR
-curve per epoch (as in the paper). Targets are multiples of traditional training's final test
-error (mean over seeds); a method's time to target is the first evaluation at or below it.
+Protocol (Jiang et al., arXiv:1910.00762; reference code ``angelajiang/SelectiveBackprop``):
+
+- **One race per (dataset, seed).** Every method trains in the same process from the same
+  initial weights and the same example order, in interleaved epochs (each round runs one epoch of
+  every method, in a rotating order), so machine load hits all methods alike.
+- **Same schedule per epoch.** The LR is keyed on examples seen (the reference's
+  ``forwardlr``), x0.1 at 37.5% and 75% of the budget (the shape of the paper's SVHN schedule);
+  SB-type methods prime with one epoch of traditional training; beta = 3, R = 1024, p_min = 0.
+- **Time.** Process CPU seconds of the training loop (selection forwards, selection, queueing,
+  training steps; evaluation excluded) on one thread. Wall-clock seconds are recorded beside it,
+  and a cost model counts passes in forward-equivalents (a selection forward = 1, a training
+  step = 3: its forward plus a backward of about twice the forward's FLOPs), which does not move
+  between reruns.
+- **Targets.** Multiples ``m`` of traditional training's final test error (mean over seeds), ``m``
+  in {2, 1.5, 1.25, 1.1, 1}: the paper reports speedups to targets derived from traditional's final
+  error. Time to target = first evaluation at which the seed-mean error curve is at or below the
+  target (the evaluation points are the same examples-seen marks for every method); speedup =
+  traditional's time / the method's.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,17 +70,29 @@ from adaptlearn.selection import (
 
 CLEAN_METHODS = ("traditional", "sb", "stale-sb", "random", "adapt-sb")
 NOISY_METHODS = ("traditional", "sb", "adapt-sb")
-DATASETS = ("clusters", "teacher", "digits")
+DATASETS = ("digits", "clusters", "teacher")
+#: Cost model: forward-equivalents of one training step per example (forward + backward, the
+#: backward costing about twice the forward's FLOPs); a selection forward counts 1.
+TRAIN_STEP_FORWARDS = 3.0
+#: CPU-time speedups at this scale move by ~10-15% between identical reruns, so a method counts
+#: as faster at a target only above this ratio.
+NOISE_MARGIN = 1.1
+#: The speedup the issue asks for on the main dataset.
+SPEEDUP_BAR = 1.5
+#: The tightest target (multiple of traditional's final error) SB must reach to count as faster;
+#: the 1.0x target is reported but not required (see ``_verdict``).
+TIGHTEST_REQUIRED_TARGET = 1.1
 
 
 @dataclass
 class SelectiveBackpropConfig:
     """Config of the selective-backprop experiment (defaults = the ``quick`` preset)."""
 
-    datasets: tuple[str, ...] = ("clusters", "digits")
-    """Datasets of the clean-label part (the first also gets the label-noise part):
-    ``clusters`` (generated Gaussian clusters), ``teacher`` (generated, random-network labels),
-    ``digits`` (scikit-learn's bundled 8x8 scans, augmented)."""
+    datasets: tuple[str, ...] = ("digits",)
+    """Datasets of the clean-label part; the first is the main dataset (its speedups decide the
+    verdict) and also gets the label-noise part: ``digits`` (scikit-learn's bundled 8x8 scans,
+    augmented), ``clusters`` (generated Gaussian clusters), ``teacher`` (generated,
+    random-network labels)."""
     n_train: int = 12000
     """Training examples of the generated sets."""
     n_test: int = 2000
@@ -76,21 +104,24 @@ class SelectiveBackpropConfig:
     hidden: int = 256
     """Width of the two hidden layers of the MLP (with BatchNorm)."""
     epochs: int = 10
-    """Epochs (passes over the training set) for every method."""
-    digits_epochs: int = 6
-    """Epochs on ``digits`` (it converges fast)."""
+    """Epochs (passes over the training set) on the generated sets, for every method."""
+    digits_epochs: int = 20
+    """Epochs on ``digits``."""
     batch_size: int = 128
-    """Training batch size (SB releases batches of this size)."""
+    """Training batch size (SB releases batches of this size; the paper's 128)."""
     lr: float = 0.05
-    """Initial SGD learning rate (Nesterov momentum 0.9, weight decay 5e-4)."""
-    lr_drops: tuple[float, ...] = (0.6, 0.85)
-    """Fractions of the examples-seen budget where the LR is multiplied by 0.1."""
+    """Initial SGD learning rate (Nesterov momentum 0.9, weight decay 5e-4, as in the paper)."""
+    lr_drops: tuple[float, ...] = (0.375, 0.75)
+    """Fractions of the examples-seen budget where the LR is multiplied by ``lr_decay`` (the
+    paper's SVHN schedule drops at epochs 60 and 120 of 160)."""
+    lr_decay: float = 0.1
+    """LR factor at each drop."""
     beta: float = 3.0
-    """SB selectivity (expected backward rate 1/(beta+1))."""
+    """SB selectivity (expected backward rate 1/(beta+1)); the paper's 3."""
     history_size: int = 1024
     """SB loss history R."""
     staleness: int = 3
-    """Stale-SB: epochs between fresh selection forwards."""
+    """Stale-SB: epochs between fresh selection forwards (the paper's figure uses 3)."""
     prime_epochs: int = 1
     """Epochs of traditional training at the start of SB-type methods (the paper's priming)."""
     noise_fraction: float = 0.2
@@ -101,10 +132,10 @@ class SelectiveBackpropConfig:
     """AdaptSB persistence EMA momentum."""
     evals_per_epoch: int = 2
     """Test evaluations per epoch (not counted in the time)."""
-    target_multipliers: tuple[float, ...] = (2.0, 1.5, 1.25, 1.1)
+    target_multipliers: tuple[float, ...] = (2.0, 1.5, 1.25, 1.1, 1.0)
     """Target errors as multiples of traditional training's final error."""
     n_seeds: int = 3
-    """Seeds per method."""
+    """Seeds (one race of all methods per seed and dataset)."""
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field."""
@@ -121,6 +152,7 @@ class SelectiveBackpropConfig:
         check_range("lr", self.lr, 0.0, 10.0, low_inclusive=False, owner=owner)
         for f in self.lr_drops:
             check_range("lr_drops", f, 0.0, 1.0, owner=owner)
+        check_range("lr_decay", self.lr_decay, 0.0, 1.0, low_inclusive=False, owner=owner)
         check_range("beta", self.beta, 0.0, owner=owner)
         check_probability("noise_fraction", self.noise_fraction, owner=owner)
         check_range("adapt_threshold", self.adapt_threshold, 0.0, 1.0, high_inclusive=False,
@@ -131,6 +163,10 @@ class SelectiveBackpropConfig:
             raise ValueError(f"`target_multipliers` of {owner} must not be empty")
         for m in self.target_multipliers:
             check_range("target_multipliers", m, 1.0, owner=owner)
+
+    def epochs_for(self, dataset: str) -> int:
+        """Epoch budget on ``dataset``."""
+        return self.digits_epochs if dataset == "digits" else self.epochs
 
 
 def load_dataset(name: str, cfg: SelectiveBackpropConfig) -> Dataset:
@@ -161,6 +197,7 @@ def make_mlp(n_in: int, hidden: int, n_out: int) -> nn.Module:
 def make_selector(method: str, cfg: SelectiveBackpropConfig, n_train: int, n_classes: int,
                   seed: int) -> SelectiveBackprop | None:
     """The selector of ``method`` (``None`` for traditional training)."""
+    del n_classes
     prime = cfg.prime_epochs * n_train
     common: dict[str, Any] = {"prime_examples": prime, "seed": seed}
     if method == "traditional":
@@ -205,74 +242,231 @@ def _test_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return err
 
 
-def train_one(trial: Trial, cfg: SelectiveBackpropConfig, tctx: TrialContext) -> dict[str, Any]:
-    """Train one method on one dataset (clean or noisy labels); return curves and totals."""
-    dataset = trial.param("dataset", cfg.datasets[0])
-    noise = float(trial.param("noise", 0.0))
-    data = load_dataset(dataset, cfg)
-    epochs = cfg.digits_epochs if dataset == "digits" else cfg.epochs
-    y_train, corrupted = corrupt_labels(data.y_train, noise, seed=cfg.data_seed + 1)
+@dataclass
+class _Contestant:
+    """One method's training state inside a race."""
+
+    trainer: Trainer
+    loader: ShuffledLoader
+    sb_alg: SelectiveBackpropAlgorithm | None
+    counter: _NoiseCounter
+    curve: list[dict[str, Any]]
+    epoch_cpu_s: list[float]
+    epoch_wall_s: list[float]
+
+
+def race(
+    data: Dataset,
+    methods: Sequence[str],
+    cfg: SelectiveBackpropConfig,
+    seed: int,
+    *,
+    epochs: int,
+    y_train: torch.Tensor | None = None,
+    corrupted: torch.Tensor | None = None,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train ``methods`` side by side on ``data`` in interleaved epochs; curves and totals.
+
+    Every method starts from the same initial weights (``torch.manual_seed(seed)`` before each
+    model) and draws the same example order (one loader per method, same seed). Round ``e`` runs
+    epoch ``e`` of every method, starting at method ``e mod len(methods)``, so slow and fast
+    stretches of a shared machine hit all methods alike.
+
+    Args:
+        data: train/test tensors, inputs ``[N, D]``.
+        methods: names among :data:`CLEAN_METHODS`.
+        cfg: hyperparameters (model width, schedule, SB settings, evaluations per epoch).
+        seed: model initialisation, example order and selector seed.
+        epochs: epoch budget (examples seen = ``epochs * N`` for every method).
+        y_train: training labels to use (default ``data.y_train``; pass noisy labels here).
+        corrupted: ``[N]`` bool, which training labels are corrupted (for the backprop share).
+        on_round: called after each round with the round index (progress).
+
+    Returns:
+        Per method: ``curve`` (rows with ``epoch``, ``cpu_s``, ``wall_s``, ``backprops``,
+        ``selection_forwards``, ``cost_fpe``, ``test_error``), ``final`` (totals) and the CPU and
+        wall seconds of every epoch (``epoch_cpu_s``, ``epoch_wall_s``).
+    """
+    labels = data.y_train if y_train is None else y_train
+    noisy = torch.zeros(labels.shape[0], dtype=torch.bool) if corrupted is None else corrupted
     n_train = int(data.x_train.shape[0])
-    torch.manual_seed(trial.seed)
-    model = make_mlp(int(data.x_train.shape[1]), cfg.hidden, data.num_classes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                                weight_decay=5e-4)
     budget = epochs * n_train
     drops = sorted(cfg.lr_drops)
 
     def lr_at(examples_seen: int) -> float:
-        return cfg.lr * 0.1 ** sum(examples_seen >= f * budget for f in drops)
+        return cfg.lr * cfg.lr_decay ** sum(examples_seen >= f * budget for f in drops)
 
-    selector = make_selector(trial.method, cfg, n_train, data.num_classes, trial.seed)
-    counter = _NoiseCounter(corrupted)
-    algorithms: list[Algorithm] = [counter]
-    sb_alg = None
-    if selector is not None:
-        sb_alg = SelectiveBackpropAlgorithm(selector, cfg.batch_size)
-        algorithms.insert(0, sb_alg)
     loss_fn = nn.CrossEntropyLoss(reduction="none")
-    trainer = Trainer(model, optimizer, loss_fn, algorithms=algorithms, lr_at=lr_at)
-    loader = ShuffledLoader(data.x_train, y_train, cfg.batch_size, seed=trial.seed)
-    curve: list[dict[str, Any]] = []
-    eval_every = max(1, n_train // cfg.evals_per_epoch)
+    runs: dict[str, _Contestant] = {}
+    for method in methods:
+        torch.manual_seed(seed)
+        model = make_mlp(int(data.x_train.shape[1]), cfg.hidden, data.num_classes)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                                    weight_decay=5e-4)
+        selector = make_selector(method, cfg, n_train, data.num_classes, seed)
+        counter = _NoiseCounter(noisy)
+        algorithms: list[Algorithm] = [counter]
+        sb_alg = None
+        if selector is not None:
+            sb_alg = SelectiveBackpropAlgorithm(selector, cfg.batch_size)
+            algorithms.insert(0, sb_alg)
+        trainer = Trainer(model, optimizer, loss_fn, algorithms=algorithms, lr_at=lr_at)
+        loader = ShuffledLoader(data.x_train, labels, cfg.batch_size, seed=seed)
+        runs[method] = _Contestant(trainer, loader, sb_alg, counter, [], [], [])
 
-    def record(t: Trainer) -> None:
+    def record(t: Trainer, run: _Contestant) -> None:
         cpu_s, wall_s = t.elapsed
         c = t.counters
-        sel_fwd = sb_alg.pipeline.stats.selection_forwards if sb_alg and sb_alg.pipeline else 0
-        curve.append({
-            "dataset": dataset, "noise": noise,
+        alg = run.sb_alg
+        sel_fwd = alg.pipeline.stats.selection_forwards if alg and alg.pipeline else 0
+        run.curve.append({
             "epoch": c.examples_seen / n_train, "cpu_s": cpu_s, "wall_s": wall_s,
             "backprops": c.backprop_examples, "selection_forwards": sel_fwd,
-            "test_error": _test_error(model, data.x_test, data.y_test),
+            "cost_fpe": sel_fwd + TRAIN_STEP_FORWARDS * c.backprop_examples,
+            "test_error": _test_error(t.model, data.x_test, data.y_test),
         })
 
-    record(trainer)
-    for _ in tctx.progress(range(epochs), total=epochs):
-        trainer.fit_epoch(loader, on_step=record, callback_every=eval_every)
-    record(trainer)
-    c = trainer.counters
-    post_prime = max(c.examples_seen - cfg.prime_epochs * n_train, 1)
-    backprops_post = c.backprop_examples - min(cfg.prime_epochs, epochs) * n_train
-    final = {
-        "final_error": curve[-1]["test_error"],
-        "train_cpu_s": c.cpu_s,
-        "train_wall_s": c.wall_s,
-        "backprops": float(c.backprop_examples),
-        "selection_forwards": float(curve[-1]["selection_forwards"]),
-        "backward_rate": (backprops_post / post_prime if selector is not None else 1.0),
-    }
-    if noise > 0:
-        final["noisy_share_of_backprops"] = counter.noisy / max(counter.total, 1)
-    return {"final": final, "curve": curve}
+    for run in runs.values():
+        record(run.trainer, run)
+    eval_every = max(1, n_train // cfg.evals_per_epoch)
+    order = list(methods)
+    for round_index in range(epochs):
+        shift = round_index % len(order)
+        for method in order[shift:] + order[:shift]:
+            run = runs[method]
+            c0, w0 = run.trainer.counters.cpu_s, run.trainer.counters.wall_s
+            run.trainer.fit_epoch(run.loader, callback_every=eval_every,
+                                  on_step=functools.partial(record, run=run))
+            run.epoch_cpu_s.append(run.trainer.counters.cpu_s - c0)
+            run.epoch_wall_s.append(run.trainer.counters.wall_s - w0)
+        if on_round is not None:
+            on_round(round_index)
+
+    out: dict[str, dict[str, Any]] = {}
+    primed = min(cfg.prime_epochs, epochs) * n_train
+    for method, run in runs.items():
+        if run.curve[-1]["epoch"] < epochs or run.curve[-1]["backprops"] != \
+                run.trainer.counters.backprop_examples:
+            record(run.trainer, run)
+        c = run.trainer.counters
+        last = run.curve[-1]
+        selective = method != "traditional"
+        final = {
+            "final_error": last["test_error"],
+            "train_cpu_s": c.cpu_s,
+            "train_wall_s": c.wall_s,
+            "backprops": float(c.backprop_examples),
+            "selection_forwards": float(last["selection_forwards"]),
+            "cost_fpe": float(last["cost_fpe"]),
+            "backward_rate": ((c.backprop_examples - primed) / max(c.examples_seen - primed, 1)
+                              if selective else 1.0),
+            "steps": float(c.steps),
+            "steps_per_cpu_s": c.steps / max(c.cpu_s, 1e-9),
+            "steps_per_wall_s": c.steps / max(c.wall_s, 1e-9),
+        }
+        if corrupted is not None:
+            final["noisy_share_of_backprops"] = run.counter.noisy / max(run.counter.total, 1)
+        out[method] = {"curve": run.curve, "final": final, "epoch_cpu_s": run.epoch_cpu_s,
+                       "epoch_wall_s": run.epoch_wall_s}
+    return out
 
 
-def time_to_target(curve: list[dict[str, Any]], target: float, key: str = "cpu_s") -> float:
+def train_one(trial: Trial, cfg: SelectiveBackpropConfig, tctx: TrialContext) -> dict[str, Any]:
+    """One race (all methods of one dataset and noise level, one seed); curves and totals."""
+    dataset = trial.param("dataset", cfg.datasets[0])
+    noise = float(trial.param("noise", 0.0))
+    methods = NOISY_METHODS if noise > 0 else CLEAN_METHODS
+    data = load_dataset(dataset, cfg)
+    epochs = cfg.epochs_for(dataset)
+    y_train, corrupted = corrupt_labels(data.y_train, noise, seed=cfg.data_seed + 1)
+    bar = tctx.progress(total=epochs)
+    results = race(data, methods, cfg, trial.seed, epochs=epochs, y_train=y_train,
+                   corrupted=corrupted if noise > 0 else None,
+                   on_round=lambda _: bar.update(1))
+    bar.close()
+    final = {f"{m}|{k}": v for m, r in results.items() for k, v in r["final"].items()}
+    curve = [{"race_method": m, "dataset": dataset, "noise": noise, **row}
+             for m, r in results.items() for row in r["curve"]]
+    extra = {m: {"epoch_cpu_s": r["epoch_cpu_s"], "epoch_wall_s": r["epoch_wall_s"]}
+             for m, r in results.items()}
+    return {"final": final, "curve": curve, "extra": extra}
+
+
+def time_to_target(curve: Sequence[dict[str, Any]], target: float, key: str = "cpu_s") -> float:
     """First ``key`` value at which ``test_error <= target`` (``nan`` if never)."""
     for row in curve:
         if row["test_error"] <= target:
             return float(row[key])
     return math.nan
+
+
+CURVE_KEYS = ("epoch", "cpu_s", "wall_s", "backprops", "cost_fpe", "test_error")
+#: Currencies of the speedup: curve key -> label.
+SPEEDUP_KEYS = {"cpu_s": "CPU", "wall_s": "wall", "cost_fpe": "cost model",
+                "backprops": "backward passes"}
+
+
+def mean_curve(curves: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, float]]:
+    """Point-by-point mean over seeds of curves evaluated at the same examples-seen marks."""
+    n = min(len(c) for c in curves)
+    return [{k: float(np.mean([c[i][k] for c in curves])) for k in CURVE_KEYS}
+            for i in range(n)]
+
+
+def speedup_table(
+    runs_by_method: dict[str, list[dict[str, Any]]],
+    multipliers: Sequence[float],
+    *,
+    prime_epochs: int = 1,
+) -> dict[str, Any]:
+    """Targets, times to target and speedups against ``traditional`` for one dataset.
+
+    Args:
+        runs_by_method: per method, one race result per seed (``curve``, ``final``,
+            ``epoch_cpu_s``, ``epoch_wall_s``), same seeds for every method.
+        multipliers: targets as multiples of traditional's mean final error.
+        prime_epochs: epochs excluded from the per-epoch cost (priming is traditional training).
+
+    Returns:
+        ``{"trad_final": float, "targets": {m: error}, "methods": {method: {...}}}`` where each
+        method has ``final_error``, ``epoch_speedup_cpu``/``_wall`` (median post-priming epoch
+        cost of traditional / the method's) and per multiplier ``{key: time, "speedup_" + key:
+        ratio, "epoch": epochs, "reached": seeds that reached it}``.
+    """
+    trad = runs_by_method["traditional"]
+    trad_final = float(np.mean([r["final"]["final_error"] for r in trad]))
+    trad_mean = mean_curve([r["curve"] for r in trad])
+
+    def epoch_cost(runs: list[dict[str, Any]], key: str) -> float:
+        values = [v for r in runs for v in r[key][prime_epochs:]]
+        return statistics.median(values) if values else math.nan
+
+    summary: dict[str, Any] = {"trad_final": trad_final, "targets": {}, "methods": {}}
+    for mult in multipliers:
+        summary["targets"][mult] = mult * trad_final
+    for method, runs in runs_by_method.items():
+        curve = mean_curve([r["curve"] for r in runs])
+        entry: dict[str, Any] = {
+            "final_error": float(np.mean([r["final"]["final_error"] for r in runs])),
+            "epoch_speedup_cpu": epoch_cost(trad, "epoch_cpu_s") / epoch_cost(runs, "epoch_cpu_s"),
+            "epoch_speedup_wall": (epoch_cost(trad, "epoch_wall_s")
+                                   / epoch_cost(runs, "epoch_wall_s")),
+        }
+        for mult, target in summary["targets"].items():
+            cell: dict[str, float] = {
+                "epoch": time_to_target(curve, target, "epoch"),
+                "reached": float(sum(np.isfinite(time_to_target(r["curve"], target))
+                                     for r in runs)),
+            }
+            for key in SPEEDUP_KEYS:
+                mine = time_to_target(curve, target, key)
+                base = time_to_target(trad_mean, target, key)
+                cell[key] = mine
+                cell["speedup_" + key] = base / mine if mine > 0 else math.nan
+            entry[mult] = cell
+        summary["methods"][method] = entry
+    return summary
 
 
 def _label(method: str, dataset: str, noise: float) -> str:
@@ -282,6 +476,31 @@ def _label(method: str, dataset: str, noise: float) -> str:
 
 def _fmt(x: float, spec: str = ".2f") -> str:
     return "-" if not np.isfinite(x) else format(x, spec)
+
+
+def format_tables(summary: dict[str, Any], n_seeds: int, label: Callable[[str], str] = str
+                  ) -> tuple[str, str]:
+    """Markdown tables: time to target (CPU s) and speedups in all four currencies."""
+    mults = list(summary["targets"])
+    head = ("| method | final error | per-epoch speedup CPU (wall) | "
+            + " | ".join(f"{m:g}x = {summary['targets'][m]:.2%}: CPU s (speedup), epoch, seeds"
+                         for m in mults) + " |")
+    time_rows = [head, "|" + "---|" * (3 + len(mults))]
+    speed_head = ("| method | " + " | ".join(f"{m:g}x: CPU / wall / cost model / backward passes"
+                                              for m in mults) + " |")
+    speed_rows = [speed_head, "|" + "---|" * (1 + len(mults))]
+    for method, e in summary["methods"].items():
+        cells, speeds = [], []
+        for m in mults:
+            c = e[m]
+            cells.append(f"{_fmt(c['cpu_s'], '.2f')} ({_fmt(c['speedup_cpu_s'])}x), "
+                         f"{_fmt(c['epoch'], '.1f')}, {int(c['reached'])}/{n_seeds}")
+            speeds.append(" / ".join(_fmt(c["speedup_" + k]) for k in SPEEDUP_KEYS))
+        time_rows.append(f"| {label(method)} | {e['final_error']:.2%} | "
+                         f"{_fmt(e['epoch_speedup_cpu'])} ({_fmt(e['epoch_speedup_wall'])}) | "
+                         + " | ".join(cells) + " |")
+        speed_rows.append(f"| {label(method)} | " + " | ".join(speeds) + " |")
+    return "\n".join(time_rows), "\n".join(speed_rows)
 
 
 @register(
@@ -295,167 +514,189 @@ def _fmt(x: float, spec: str = ".2f") -> str:
     presets={
         "tiny": {"datasets": ("teacher",), "n_train": 2000, "n_test": 1000, "hidden": 64,
                  "epochs": 3, "n_seeds": 1, "evals_per_epoch": 2, "history_size": 256},
-        "full": {"n_train": 60000, "n_test": 10000, "hidden": 512, "epochs": 30,
-                 "digits_epochs": 12, "n_seeds": 5},
+        # Wider network (closer to the paper's over-parameterised WRNs), longer schedules.
+        "full": {"datasets": ("digits", "clusters", "teacher"), "n_train": 40000,
+                 "n_test": 10000, "hidden": 512, "epochs": 24, "digits_epochs": 40,
+                 "n_seeds": 5},
     },
-    baseline="traditional@clusters",
+    baseline="traditional@digits",
 )
 def run(cfg: SelectiveBackpropConfig, ctx: RunContext) -> None:
-    """Run both parts, compute times to target, plot error against CPU time, set the verdict."""
+    """Run the races, compute times to target, plot error against time, set the verdict."""
     cfg.validate()
     ctx.set_baseline(_label("traditional", cfg.datasets[0], 0.0))
     trials = []
     for dataset in cfg.datasets:
-        trials += ctx.make_trials(list(CLEAN_METHODS), dataset=[dataset], noise=[0.0])
+        trials += ctx.make_trials(["race"], dataset=[dataset], noise=[0.0])
     if cfg.noise_fraction > 0:
-        trials += ctx.make_trials(list(NOISY_METHODS), dataset=[cfg.datasets[0]],
+        trials += ctx.make_trials(["race"], dataset=[cfg.datasets[0]],
                                   noise=[cfg.noise_fraction])
     results = ctx.run_trials(train_one, trials)
+    drops = ", ".join(f"{f:.1%}" for f in cfg.lr_drops)
     ctx.add_section("Setup", (
         f"MLP in-{cfg.hidden}-{cfg.hidden}-out with BatchNorm; SGD (Nesterov momentum 0.9, "
-        f"weight decay 5e-4), batch {cfg.batch_size}, LR {cfg.lr:g} x0.1 at "
-        + ", ".join(f"{f:.0%}" for f in cfg.lr_drops) + " of the examples-seen budget (same "
-        f"schedule per epoch for every method); {cfg.epochs} epochs ({cfg.digits_epochs} on "
-        f"digits); beta={cfg.beta:g} (backward rate 1/(beta+1)), R={cfg.history_size}, "
-        f"p_min=0, {cfg.prime_epochs} priming epoch(s) of traditional training for SB-type "
-        f"methods, Stale-SB staleness {cfg.staleness}; random = U^beta subset (no selection "
-        f"forward). Label noise: {cfg.noise_fraction:.0%} of training labels shuffled among "
-        "themselves (test labels clean); AdaptSB is our own design (per-example persistence, "
-        "see the method card). Time = process CPU seconds of the training loop on one thread "
-        "(evaluation excluded). Seeds: " + ", ".join(map(str, ctx.seeds)) + "."))
+        f"weight decay 5e-4), batch {cfg.batch_size}, LR {cfg.lr:g} x{cfg.lr_decay:g} at {drops} "
+        f"of the examples-seen budget (same LR per epoch for every method, as the reference's "
+        f"`forwardlr`); {cfg.digits_epochs} epochs on digits, {cfg.epochs} on generated sets; "
+        f"beta={cfg.beta:g} (backward rate 1/(beta+1)), R={cfg.history_size}, p_min=0, "
+        f"{cfg.prime_epochs} priming epoch(s) of traditional training for SB-type methods, "
+        f"Stale-SB staleness {cfg.staleness}; random = U^beta subset (no selection forward). "
+        f"All methods of one (dataset, seed) train in one process in interleaved epochs from the "
+        f"same initial weights and example order. Label noise: {cfg.noise_fraction:.0%} of the "
+        f"training labels of {cfg.datasets[0]} shuffled among themselves (test labels clean); "
+        "AdaptSB is our own design (per-example persistence, see the method card). Time = "
+        "process CPU seconds of the training loop on one thread (evaluation excluded); wall = "
+        "wall-clock seconds of the same loop; cost model = forward-equivalents (selection "
+        f"forward 1, training step {TRAIN_STEP_FORWARDS:g}). Seeds: "
+        + ", ".join(map(str, ctx.seeds)) + "."))
 
-    groups: dict[tuple[str, float], dict[str, list[Any]]] = {}
+    groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]] = {}
     for r in results:
         d, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
-        groups.setdefault((d, noise), {}).setdefault(r.trial.method, []).append(r)
-        label = _label(r.trial.method, d, noise)
-        for metric, value in r.final.items():
-            hib = metric not in ("final_error", "train_cpu_s", "train_wall_s", "backprops",
-                                 "selection_forwards", "noisy_share_of_backprops")
-            ctx.add_result(label, metric, value, higher_is_better=hib if metric != "backward_rate"
-                           else None)
-        for row in r.curve:
-            ctx.log(method=label, seed=r.trial.seed, **row)
+        by_method = groups.setdefault((d, noise), {})
+        for method in (NOISY_METHODS if noise > 0 else CLEAN_METHODS):
+            curve = [row for row in r.curve if row["race_method"] == method]
+            final = {k.split("|", 1)[1]: v for k, v in r.final.items()
+                     if k.split("|", 1)[0] == method}
+            by_method.setdefault(method, []).append({"curve": curve, "final": final,
+                                                     **r.extra[method]})
+            label = _label(method, d, noise)
+            for metric, value in final.items():
+                lower = metric in ("final_error", "train_cpu_s", "train_wall_s", "backprops",
+                                   "selection_forwards", "cost_fpe", "noisy_share_of_backprops")
+                neutral = metric in ("backward_rate", "steps", "steps_per_cpu_s",
+                                     "steps_per_wall_s")
+                ctx.add_result(label, metric, value,
+                               higher_is_better=None if neutral else not lower)
+            for row in curve:
+                ctx.log(method=label, seed=r.trial.seed,
+                        **{k: v for k, v in row.items() if k != "race_method"})
 
-    summary: dict[str, Any] = {}
-    lines = []
+    summaries: dict[str, Any] = {}
     for (d, noise), by_method in groups.items():
-        trad_final = float(np.mean([r.final["final_error"] for r in by_method["traditional"]]))
-        trad_times = {}
-        header = ("| method | final error | CPU s | backprops | sel. forwards | "
-                  + " | ".join(f"{m:g}x target: CPU s (speedup, reached)"
-                               for m in cfg.target_multipliers) + " |")
-        table = [header, "|" + "---|" * (5 + len(cfg.target_multipliers))]
-        for m_name, runs in by_method.items():
-            label = _label(m_name, d, noise)
-            cells = []
+        summary = speedup_table(by_method, cfg.target_multipliers, prime_epochs=cfg.prime_epochs)
+        key = _label("", d, noise).lstrip("@")
+        summaries[key] = summary
+        for method, e in summary["methods"].items():
+            label = _label(method, d, noise)
+            ctx.add_result(label, "epoch_speedup_cpu", e["epoch_speedup_cpu"],
+                           higher_is_better=True)
             for mult in cfg.target_multipliers:
-                target = mult * trad_final
-                times = [time_to_target(r.curve, target) for r in runs]
-                bps = [time_to_target(r.curve, target, "backprops") for r in runs]
-                reached = [t for t in times if np.isfinite(t)]
-                mean_t = float(np.mean(reached)) if len(reached) == len(runs) else math.nan
-                if m_name == "traditional":
-                    trad_times[mult] = mean_t
-                speed = trad_times.get(mult, math.nan) / mean_t if mean_t > 0 else math.nan
-                summary[f"{label}|{mult:g}x"] = {"cpu_s": times, "backprops": bps,
-                                                 "speedup": speed}
-                if np.isfinite(speed):
-                    ctx.add_result(label, f"speedup_{mult:g}x", speed, higher_is_better=True)
-                cells.append(f"{_fmt(mean_t, '.1f')} ({_fmt(speed)}x, {len(reached)}/{len(runs)})")
-            fe = np.mean([r.final["final_error"] for r in runs])
-            cpu = np.mean([r.final["train_cpu_s"] for r in runs])
-            bp = np.mean([r.final["backprops"] for r in runs])
-            sf = np.mean([r.final["selection_forwards"] for r in runs])
-            table.append(f"| {label} | {fe:.2%} | {cpu:.1f} | {bp:,.0f} | {sf:,.0f} | "
-                         + " | ".join(cells) + " |")
+                for k, name in (("cpu_s", "speedup"), ("cost_fpe", "model_speedup")):
+                    if np.isfinite(e[mult]["speedup_" + k]):
+                        ctx.add_result(label, f"{name}_{mult:g}x", e[mult]["speedup_" + k],
+                                       higher_is_better=True)
         title = f"{d}, " + (f"{noise:.0%} labels shuffled" if noise > 0 else "clean labels")
-        lines.append((title, "\n".join(table)))
-        fig, axes = new_figure(1, 2, width=5.5)
-        for m_name, runs in by_method.items():
-            for ax, key in zip(axes[0], ("cpu_s", "backprops"), strict=True):
-                # Rows are aligned across seeds (same evaluation points in examples seen), so
-                # average x (CPU s or backprops) and y over seeds point by point.
-                ys = np.array([[row["test_error"] for row in r.curve] for r in runs])
-                xs_all = np.array([[row[key] for row in r.curve] for r in runs]).mean(0)
-                (line,) = ax.plot(xs_all, ys.mean(0), label=m_name)
-                if len(runs) > 1:
-                    ax.fill_between(xs_all, ys.min(0), ys.max(0), color=line.get_color(),
-                                    alpha=0.15)
-        for ax, key in zip(axes[0], ("training-loop CPU s", "examples backpropagated"),
-                           strict=True):
-            ax.set_xlabel(key)
-            ax.set_ylabel("test error")
-            ax.set_yscale("log")
-            ax.axhline(trad_final, color="grey", lw=0.8, ls=":")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize="small")
-            ax.set_title(title)
-        ctx.save_figure(fig, f"error_vs_time_{d}" + (f"_noise{noise:g}" if noise > 0 else ""))
-    for title, md in lines:
-        ctx.add_section(f"Time to target error: {title}", md + "\n\nCPU s = process CPU seconds "
-                        "of the training loop to the first evaluation at or below the target "
-                        "(mean over seeds, only when all seeds reached it); speedup = "
-                        "traditional's time / the method's.")
-    ctx.note("time_to_target", summary)
-    _verdict(cfg, ctx, groups, summary)
+        times, speeds = format_tables(summary, len(ctx.seeds),
+                                      label=lambda m, d=d, noise=noise: _label(m, d, noise))
+        ctx.add_section(f"Time to target error: {title}", times + (
+            "\n\nTargets = multiples of traditional's final test error (mean over seeds). CPU s ="
+            " process CPU seconds of the training loop until the seed-mean error curve first "
+            "reaches the target; speedup = traditional's time / the method's; epoch = epochs "
+            "(examples seen / N) at that point; seeds = how many single seeds reached it. "
+            "Per-epoch speedup = median epoch cost of traditional / the method's, after "
+            "priming."))
+        ctx.add_section(f"Speedup to target in four currencies: {title}", speeds + (
+            "\n\nCPU = process CPU time, wall = wall-clock time of the same loop, cost model = "
+            f"forward-equivalents (selection forward 1, training step {TRAIN_STEP_FORWARDS:g}; "
+            "deterministic), backward passes = examples backpropagated."))
+        _plot(ctx, by_method, summary, title, d, noise)
+    ctx.note("time_to_target", _jsonable(summaries))
+    _verdict(cfg, ctx, groups, summaries)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {(f"{k:g}x" if isinstance(k, float) else k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _plot(ctx: RunContext, by_method: dict[str, list[dict[str, Any]]], summary: dict[str, Any],
+          title: str, dataset: str, noise: float) -> None:
+    fig, axes = new_figure(1, 3, width=4.6)
+    panels = (("cpu_s", "training-loop CPU s"), ("wall_s", "training-loop wall-clock s"),
+              ("backprops", "examples backpropagated"))
+    for method, runs in by_method.items():
+        n = min(len(r["curve"]) for r in runs)
+        ys = np.array([[row["test_error"] for row in r["curve"][:n]] for r in runs])
+        for ax, (key, _) in zip(axes[0], panels, strict=True):
+            # Rows are aligned across seeds (same examples-seen marks), so average x and y.
+            xs = np.array([[row[key] for row in r["curve"][:n]] for r in runs]).mean(0)
+            (line,) = ax.plot(xs, ys.mean(0), label=method)
+            if len(runs) > 1:
+                ax.fill_between(xs, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.15)
+    for ax, (_, xlabel) in zip(axes[0], panels, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test error")
+        ax.set_yscale("log")
+        for target in summary["targets"].values():
+            ax.axhline(target, color="grey", lw=0.6, ls=":")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.set_title(title)
+    ctx.save_figure(fig, f"error_vs_time_{dataset}" + (f"_noise{noise:g}" if noise > 0 else ""))
 
 
 def _verdict(cfg: SelectiveBackpropConfig, ctx: RunContext,
-             groups: dict[tuple[str, float], dict[str, list[Any]]],
-             summary: dict[str, Any]) -> None:
+             groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]],
+             summaries: dict[str, Any]) -> None:
     main = cfg.datasets[0]
-    loose = max(cfg.target_multipliers)
-    parts = []
+    mults = list(cfg.target_multipliers)
+    clean = summaries[main]["methods"]
 
-    def speed(method: str, d: str, noise: float, mult: float) -> float:
-        return float(summary.get(f"{_label(method, d, noise)}|{mult:g}x", {}).get("speedup",
-                                                                                 math.nan))
+    def speeds(method: str, key: str = "cpu_s") -> dict[float, float]:
+        return {m: float(clean[method][m]["speedup_" + key]) for m in mults}
 
-    best_sb = {m: speed("sb", main, 0.0, m) for m in cfg.target_multipliers}
-    # CPU-time noise between repeats is ~10%, so "faster" needs a speedup above 1.1.
-    sb_ok = [m for m, s in best_sb.items() if np.isfinite(s) and s > 1.1]
-    parts.append(f"On {main} (clean), SB speedup over traditional: "
-                 + ", ".join(f"{_fmt(s)}x at {m:g}x" for m, s in best_sb.items()) + ".")
-    stale = speed("stale-sb", main, 0.0, loose)
-    sb_loose = best_sb[loose]
-    parts.append(f"Stale-SB at the {loose:g}x target: {_fmt(stale)}x (SB {_fmt(sb_loose)}x).")
-    rnd = speed("random", main, 0.0, loose)
-    parts.append(f"Random subset at the same rate: {_fmt(rnd)}x.")
-    adapt_ok = None
-    if cfg.noise_fraction > 0:
-        noisy = groups.get((main, cfg.noise_fraction), {})
-        if noisy:
-            fe = {m: float(np.mean([r.final["final_error"] for r in runs]))
-                  for m, runs in noisy.items()}
-            share = {m: float(np.mean([r.final.get("noisy_share_of_backprops", 0.0)
-                                       for r in runs])) for m, runs in noisy.items()}
-            adapt_ok = fe["adapt-sb"] < fe["sb"]
-            parts.append(
-                f"With {cfg.noise_fraction:.0%} shuffled labels: final error traditional "
-                f"{fe['traditional']:.2%}, SB {fe['sb']:.2%}, AdaptSB {fe['adapt-sb']:.2%}; share "
-                f"of backprops on corrupted labels: SB {share['sb']:.0%}, AdaptSB "
-                f"{share['adapt-sb']:.0%} (traditional {share['traditional']:.0%}).")
-    # CPU-time speedups at this scale move by ~15% between identical reruns, so SB counts as
-    # faster only if it is above 1.1x at *every* target, as slower only if it is at or below
-    # 1.0x at every target, and the speed claim is inconclusive in between.
-    finite = [s for s in best_sb.values() if np.isfinite(s)]
-    if finite and len(sb_ok) == len(best_sb):
-        sb_faster: bool | None = True
-    elif not finite or all(s <= 1.0 for s in finite):
-        sb_faster = False
+    sb = speeds("sb")
+    parts = [f"On {main} (clean labels), speedup to target error over traditional training "
+             "(CPU time; cost model in brackets), targets as multiples of traditional's final "
+             f"error {summaries[main]['trad_final']:.2%}:"]
+    for method in ("sb", "stale-sb", "random"):
+        cpu, model = speeds(method), speeds(method, "cost_fpe")
+        parts.append(f"{method} " + ", ".join(f"{_fmt(cpu[m])}x ({_fmt(model[m])}x) at {m:g}x"
+                                              for m in mults)
+                     + f" [per epoch {clean[method]['epoch_speedup_cpu']:.2f}x];")
+    parts.append(f"final error traditional {clean['traditional']['final_error']:.2%}, SB "
+                 f"{clean['sb']['final_error']:.2%}, Stale-SB "
+                 f"{clean['stale-sb']['final_error']:.2%}.")
+    # SB counts as faster if it reaches every target down to 1.1x traditional's final error,
+    # beats traditional there by more than the timing noise, and reaches the bar somewhere.
+    # The 1.0x target is reported but not required: traditional itself reaches its seed-mean
+    # final error only at its last evaluation, and single seeds miss it.
+    required = [m for m in mults if m >= TIGHTEST_REQUIRED_TARGET]
+    reached = {m: s for m, s in sb.items() if np.isfinite(s)}
+    if not reached or max(reached.values()) <= 1.0:
+        sb_faster: bool | None = False
+    elif (all(m in reached and reached[m] > NOISE_MARGIN for m in required)
+          and max(reached.values()) >= SPEEDUP_BAR):
+        sb_faster = True
     else:
         sb_faster = None
+    adapt_ok = None
+    noisy = groups.get((main, cfg.noise_fraction), {}) if cfg.noise_fraction > 0 else {}
+    if noisy:
+        fe = {m: float(np.mean([r["final"]["final_error"] for r in runs]))
+              for m, runs in noisy.items()}
+        share = {m: float(np.mean([r["final"].get("noisy_share_of_backprops", 0.0)
+                                   for r in runs])) for m, runs in noisy.items()}
+        adapt_ok = fe["adapt-sb"] < fe["sb"]
+        parts.append(
+            f"With {cfg.noise_fraction:.0%} shuffled labels: final error traditional "
+            f"{fe['traditional']:.2%}, SB {fe['sb']:.2%}, AdaptSB {fe['adapt-sb']:.2%}; share "
+            f"of backprops on corrupted labels: SB {share['sb']:.0%}, AdaptSB "
+            f"{share['adapt-sb']:.0%} (traditional {share['traditional']:.0%}).")
     if sb_faster is False or adapt_ok is False:
         supported: bool | None = False
     elif sb_faster is None:
         supported = None
     else:
         supported = True
-    parts.append("Verdict: SB is faster (speedup > 1.1) than traditional training at "
-                 + (", ".join(f"{m:g}x" for m in sb_ok) if sb_ok else "no")
-                 + " target(s)" + ("" if adapt_ok is None else
-                                  f"; AdaptSB {'beats' if adapt_ok else 'does not beat'} SB "
-                                  "under label noise") + ". The paper's 3.5x is CIFAR-scale; "
-                 "see the tables for what this scale shows.")
+    word = {True: "faster", False: "not faster", None: "mixed"}[sb_faster]
+    parts.append(f"Verdict: SB is {word} (bar: >{NOISE_MARGIN:g}x at every target down to "
+                 f"{min(required, default=1.0):g}x and >= {SPEEDUP_BAR:g}x at one)"
+                 + ("" if adapt_ok is None else
+                    f"; AdaptSB {'beats' if adapt_ok else 'does not beat'} SB under label noise")
+                 + ". The paper's 3.5x is CIFAR/SVHN-scale on GPUs.")
     ctx.set_verdict(" ".join(parts), supported=supported)

@@ -99,26 +99,31 @@ class SelectionPipeline:
         self._queue: list[Batch] = []
         self._queued = 0
         self._has_indices: bool | None = None
+        self._modules: list[nn.Module] | None = None
 
     def _selection_losses(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        # Flip `training` flags directly: model.eval()/train() walk the module tree through
-        # named_children and cost about as much as a small MLP's forward pass.
-        modules = list(self.model.modules())
+        # Eval mode by flipping the `training` flags directly: model.eval()/train() walk the
+        # module tree and go through nn.Module.__setattr__ (~7 us per module), which for a
+        # small network costs a sizeable fraction of the forward pass itself. The module list
+        # is read once; a model whose module tree changes later needs a new pipeline.
+        if self._modules is None:
+            self._modules = list(self.model.modules())
+        modules = self._modules
         flags = [m.training for m in modules]
         for m in modules:
-            m.training = False
+            object.__setattr__(m, "training", False)
         try:
             with torch.no_grad():
                 losses = self.loss_fn(self.model(inputs), targets)
         finally:
             for m, flag in zip(modules, flags, strict=True):
-                m.training = flag
+                object.__setattr__(m, "training", flag)
         if losses.dim() != 1 or losses.shape[0] != inputs.shape[0]:
             raise ValueError(
                 "loss_fn must return one loss per example, shape [B] (use reduction='none'); "
                 f"got shape {tuple(losses.shape)} for a batch of {inputs.shape[0]}"
             )
-        return losses.detach().float().cpu()
+        return losses.detach().to(device="cpu", dtype=torch.float32)
 
     def push(self, batch: Sequence[Tensor]) -> list[Batch]:
         """Score and select one loader batch; return the training batches now ready (0 or more)."""
@@ -130,23 +135,38 @@ class SelectionPipeline:
         # perf_counter only: process_time is a syscall that cost ~3 ms in some sandboxes.
         wall0 = time.perf_counter()
         sel = self.selector
-        if sel.priming:
+        if sel.priming or not sel.uses_losses:
+            # Priming selects everything and the random control ignores losses: no forward.
             mask = sel.select(torch.zeros(n), indices=indices, targets=targets)
+        elif not sel.caches_losses:
+            # Plain SB / AdaptSB: one selection forward over the whole drawn batch.
+            losses = self._selection_losses(inputs, targets)
+            self.stats.selection_forwards += n
+            mask = sel.select(losses, indices=indices, targets=targets)
         else:
             need = sel.needs_forward(indices, n)
-            losses = sel.cached_losses(indices, n)
-            if bool(need.any()):
-                rows = need.nonzero().squeeze(1)
-                dev = inputs.device
-                fresh = self._selection_losses(inputs[rows.to(dev)], targets[rows.to(dev)])
-                losses[need] = fresh
-                sel.record_losses(None if indices is None else indices[rows.to(indices.device)],
-                                  fresh, fresh=True)
-                self.stats.selection_forwards += int(rows.numel())
+            if bool(need.all()):
+                losses = self._selection_losses(inputs, targets)
+                sel.record_losses(indices, losses, fresh=True)
+                self.stats.selection_forwards += n
+            else:
+                losses = sel.cached_losses(indices, n)
+                if bool(need.any()):
+                    rows = need.nonzero().squeeze(1)
+                    dev = inputs.device
+                    fresh = self._selection_losses(inputs[rows.to(dev)], targets[rows.to(dev)])
+                    losses[need] = fresh
+                    sel.record_losses(
+                        None if indices is None else indices[rows.to(indices.device)], fresh,
+                        fresh=True)
+                    self.stats.selection_forwards += int(rows.numel())
             mask = sel.select(losses, indices=indices, targets=targets)
         self.stats.examples_seen += n
         self.stats.selection_wall_s += time.perf_counter() - wall0
-        if bool(mask.any()):
+        if bool(mask.all()):
+            self._queue.append(tuple(batch))
+            self._queued += n
+        elif bool(mask.any()):
             keep = mask.nonzero().squeeze(1).to(inputs.device)
             parts = [inputs[keep], targets[keep]]
             if indices is not None:
@@ -185,12 +205,18 @@ class SelectionPipeline:
         out: list[Batch] = []
         size = self.batch_size or 1
         while self._queued >= size or (final and self._queued > 0):
-            joined = tuple(torch.cat(cols) for cols in zip(*self._queue, strict=True))
+            if len(self._queue) == 1:
+                joined = self._queue[0]
+            else:
+                joined = tuple(torch.cat(cols) for cols in zip(*self._queue, strict=True))
             take = min(size, self._queued)
+            if take == self._queued:
+                out.append(joined)
+                self._queued, self._queue = 0, []
+                continue
             out.append(tuple(col[:take] for col in joined))
-            rest = tuple(col[take:] for col in joined)
             self._queued -= take
-            self._queue = [rest] if self._queued > 0 else []
+            self._queue = [tuple(col[take:] for col in joined)]
         self.stats.examples_released += sum(int(b[0].shape[0]) for b in out)
         return out
 

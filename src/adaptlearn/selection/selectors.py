@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from adaptlearn.core import check_choice, check_int, check_positive_int, check_range
 from adaptlearn.selection.functional import (
+    _percentiles_np,
     bernoulli_select,
     expected_selection_rate,
-    loss_percentiles,
     persistence_weights,
     random_selection_probabilities,
     rescale_to_mean,
-    selection_probabilities,
 )
 from adaptlearn.selection.history import LossHistory
 
@@ -71,8 +71,13 @@ class SelectiveBackprop:
         arXiv:1910.00762 (2019).
     """
 
-    #: Whether a selection decision needs a fresh forward pass for every example.
+    #: Whether selection decisions depend on losses (``False``: no selection forward at all).
     uses_losses: bool = True
+    #: Whether the selector caches per-example losses, so that only the examples flagged by
+    #: :meth:`needs_forward` get a fresh forward (Stale-SB). Selectors that override
+    #: ``needs_forward``/``cached_losses``/``record_losses`` must set it; with ``False`` the loop
+    #: adapters forward every example and skip those hooks (one copy of the batch fewer).
+    caches_losses: bool = False
 
     def __init__(
         self,
@@ -118,9 +123,15 @@ class SelectiveBackprop:
         ``indices`` and ``targets`` are unused here; subclasses use them.
         """
         del indices, targets
-        losses = losses.detach().reshape(-1).float().cpu()
-        self.history.extend(losses)
-        return selection_probabilities(losses, self.history.values(), self.beta, p_min=self.p_min)
+        pct = self._percentiles(losses)
+        return torch.from_numpy(np.clip(pct**self.beta, self.p_min, 1.0))
+
+    def _percentiles(self, losses: Tensor) -> np.ndarray:
+        # Append this batch to H (self-inclusion, as in the reference), then CDF_H of each loss;
+        # numpy because this runs once per forward batch (see functional._percentiles_np).
+        values = losses.detach().to(device="cpu", dtype=torch.float32).reshape(-1).numpy()
+        self.history.extend(values)
+        return _percentiles_np(values, self.history.filled())
 
     def select(
         self, losses: Tensor, *, indices: Tensor | None = None, targets: Tensor | None = None
@@ -259,6 +270,8 @@ class StaleSB(SelectiveBackprop):
         A. H. Jiang et al., arXiv:1910.00762 (2019), "Stale-SB (n=3)".
     """
 
+    caches_losses = True
+
     def __init__(
         self,
         num_examples: int,
@@ -275,16 +288,29 @@ class StaleSB(SelectiveBackprop):
                          generator=generator, seed=seed)
         self.num_examples = check_positive_int("num_examples", num_examples, owner="StaleSB")
         self.staleness = check_positive_int("staleness", staleness, owner="StaleSB")
-        self.loss_cache = torch.full((self.num_examples,), float("nan"))
-        self.draws_since_refresh = torch.zeros(self.num_examples, dtype=torch.long)
+        # numpy arrays: these are read and written for every drawn batch and every training
+        # step, and numpy's per-call cost is a fraction of torch's for [B]-sized gathers.
+        self._loss_cache = np.full(self.num_examples, np.nan, dtype=np.float32)
+        self._draws = np.zeros(self.num_examples, dtype=np.int64)
         self.fresh_forwards = 0
 
-    def _check_indices(self, indices: Tensor | None) -> Tensor:
+    @property
+    def loss_cache(self) -> Tensor:
+        """Cached loss per example (NaN before its first forward), shape ``[num_examples]``;
+        a view, not a copy."""
+        return torch.from_numpy(self._loss_cache)
+
+    @property
+    def draws_since_refresh(self) -> Tensor:
+        """Draws of each example since its last fresh forward, shape ``[num_examples]`` (view)."""
+        return torch.from_numpy(self._draws)
+
+    def _check_indices(self, indices: Tensor | None) -> np.ndarray:
         if indices is None:
             raise ValueError("StaleSB needs dataset `indices` for every example (loader must "
                              "yield (inputs, targets, indices))")
-        idx = indices.reshape(-1).long().cpu()
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.num_examples):
+        idx = indices.detach().reshape(-1).to(device="cpu", dtype=torch.int64).numpy()
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_examples):
             raise ValueError(f"`indices` must lie in [0, {self.num_examples}); got range "
                              f"[{int(idx.min())}, {int(idx.max())}]")
         return idx
@@ -292,35 +318,36 @@ class StaleSB(SelectiveBackprop):
     def needs_forward(self, indices: Tensor | None, n: int) -> Tensor:
         """Advance the counters of the drawn examples; return which need a fresh forward."""
         idx = self._check_indices(indices)
-        self.draws_since_refresh[idx] += 1
-        need = torch.isnan(self.loss_cache[idx]) | (self.draws_since_refresh[idx] >= self.staleness)
-        self.fresh_forwards += int(need.sum())
-        return need
+        self._draws[idx] += 1
+        need = np.isnan(self._loss_cache[idx]) | (self._draws[idx] >= self.staleness)
+        self.fresh_forwards += int(np.count_nonzero(need))
+        return torch.from_numpy(need)
 
     def cached_losses(self, indices: Tensor | None, n: int) -> Tensor:
-        """Cached (possibly stale) losses of the drawn examples, shape ``[n]``."""
-        return self.loss_cache[self._check_indices(indices)].clone()
+        """Cached (possibly stale) losses of the drawn examples, shape ``[n]`` (a copy)."""
+        return torch.from_numpy(self._loss_cache[self._check_indices(indices)])
 
     def record_losses(self, indices: Tensor | None, losses: Tensor, *, fresh: bool) -> None:
         """Store losses; ``fresh=True`` (selection forward) also resets the staleness counters."""
         idx = self._check_indices(indices)
-        self.loss_cache[idx] = losses.detach().reshape(-1).float().cpu()
+        self._loss_cache[idx] = losses.detach().to(device="cpu", dtype=torch.float32).reshape(
+            -1).numpy()
         if fresh:
-            self.draws_since_refresh[idx] = 0
+            self._draws[idx] = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Base state plus the per-example loss cache and counters."""
         state = super().state_dict()
-        state.update(loss_cache=self.loss_cache.clone(),
-                     draws_since_refresh=self.draws_since_refresh.clone(),
+        state.update(loss_cache=torch.from_numpy(self._loss_cache.copy()),
+                     draws_since_refresh=torch.from_numpy(self._draws.copy()),
                      fresh_forwards=self.fresh_forwards)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output."""
         super().load_state_dict(state)
-        self.loss_cache = state["loss_cache"].clone()
-        self.draws_since_refresh = state["draws_since_refresh"].clone()
+        self._loss_cache = state["loss_cache"].to(torch.float32).numpy().copy()
+        self._draws = state["draws_since_refresh"].to(torch.int64).numpy().copy()
         self.fresh_forwards = int(state["fresh_forwards"])
 
     def _repr_fields(self) -> list[str]:
@@ -415,9 +442,7 @@ class AdaptSB(SelectiveBackprop):
     ) -> Tensor:
         """Update group persistence with this batch, then return ``P`` (shape ``[B]``)."""
         groups = self._groups(indices, targets)
-        losses = losses.detach().reshape(-1).float().cpu()
-        self.history.extend(losses)
-        pct = loss_percentiles(losses, self.history.values())
+        pct = torch.from_numpy(self._percentiles(losses))
         # Mean percentile per group present in this batch, then one EMA step per group; work
         # only on the groups in the batch (O(B log B), not O(G) per batch).
         present, inverse = torch.unique(groups, return_inverse=True)
@@ -425,7 +450,7 @@ class AdaptSB(SelectiveBackprop):
         counts = torch.bincount(inverse, minlength=present.numel()).to(pct.dtype)
         m = self.persistence_momentum
         self.persistence[present] = m * self.persistence[present] + (1 - m) * sums / counts
-        base = pct.pow(self.beta)
+        base = torch.from_numpy(pct.numpy() ** self.beta)  # as in SelectiveBackprop
         weights = persistence_weights(self.persistence[groups], threshold=self.threshold,
                                       gamma=self.gamma, min_weight=self.min_weight)
         probs = weights * base

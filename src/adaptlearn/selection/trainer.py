@@ -3,7 +3,8 @@
 It reads top to bottom: draw a batch, fire ``AFTER_DATALOADER``, train on ``state.batches``
 (forward, per-example loss, ``AFTER_LOSS``, mean, backward, step), and at ``EPOCH_END`` train on
 what the algorithms flush. CPU and wall seconds of the loop are accumulated, except the time spent
-in the ``on_step`` callback (use it for evaluation that must not count as training time).
+in the ``on_step`` callback (use it for evaluation that must not count as training time). The
+model is put in train mode at the start of every epoch and after every callback, not per step.
 """
 
 from __future__ import annotations
@@ -83,7 +84,6 @@ class Trainer:
             lr = self.lr_at(self.counters.examples_seen)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-        self.model.train()
         losses = self.loss_fn(self.model(inputs), targets)
         self.state.train_batch = batch
         self.state.losses = losses.detach()
@@ -127,6 +127,7 @@ class Trainer:
             self._live = (self.counters.cpu_s + c - cpu0 - paused_cpu,
                           self.counters.wall_s + w - wall0 - paused_wall)
             on_step(self)
+            self.model.train()  # the callback may have switched to eval mode
             paused_cpu += time.process_time() - c
             paused_wall += time.perf_counter() - w
 
@@ -134,6 +135,10 @@ class Trainer:
             self._fire(Event.FIT_START)
             self._started = True
         self.state.epoch = self.counters.epochs
+        # Train mode once per epoch (and after callbacks), not per step: model.train() walks
+        # the module tree, a noticeable cost next to a small network's step. Selection forwards
+        # restore the flags they change.
+        self.model.train()
         self._fire(Event.EPOCH_START)
         for batch in loader:
             self.state.batch = tuple(batch)
