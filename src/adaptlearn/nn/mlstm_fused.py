@@ -70,7 +70,9 @@ class _MLSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        pre: Tensor,
+        x: Tensor,
+        w_in: Tensor,
+        b_in: Tensor | None,
         w_rec: Tensor,
         w_uu: Tensor | None,
         h0: Tensor,
@@ -80,9 +82,10 @@ class _MLSTMSequence(torch.autograd.Function):
         table: Tensor | None,
         mode: str,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        steps, batch, rows = pre.shape
+        steps, batch, n_in = x.shape
+        rows = w_in.shape[0]
         hh, k = h0.shape[-1], hist0.shape[1]
-        kw = {"dtype": pre.dtype, "device": pre.device}
+        kw = {"dtype": x.dtype, "device": x.device}
         dynamic = mode != "fixed"
         h2, gc = 2 * hh, rows - hh  # sigmoid columns i, o: [:h2]; g: [gc:]; u: [h2:gc]
         w_rec_t = w_rec.detach().t()
@@ -91,14 +94,20 @@ class _MLSTMSequence(torch.autograd.Function):
         flat = cells.view(k + steps, -1)
         outs = torch.empty(steps + 1, batch, hh, **kw)  # outs[t + 1] = h_t
         outs[0] = h0.detach()
-        acts = pre.detach().clone()  # pre-activations; each step adds its recurrent part, activates
+        # input part of the pre-activations, one GEMM; each step adds its recurrent part, activates
+        x2 = x.detach().reshape(-1, n_in)
+        w_in_t = w_in.detach().t()
+        if b_in is None:
+            acts = torch.mm(x2, w_in_t).view(steps, batch, rows)
+        else:
+            acts = torch.addmm(b_in.detach(), x2, w_in_t).view(steps, batch, rows)
         tanh_c = torch.empty(steps, batch, hh, **kw)
         i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
         sig_l, tanh_l = acts[..., :h2].unbind(0), acts[..., h2:].unbind(0)
         loop = zip(
             acts, sig_l, tanh_l, i_l, o_l, g_l, cells[k:], tanh_c, outs[:-1], outs[1:], strict=True
         )
-        mem_du = table_neg = None
+        mems = table_neg = None
         if dynamic:
             assert w_uu is not None and u0 is not None
             w_uu_t = w_uu.detach().t()
@@ -113,17 +122,25 @@ class _MLSTMSequence(torch.autograd.Function):
                 projs = torch.empty(_BLOCK, r, batch * hh, **kw)  # projections of one block
                 projs_flat = projs.view(_BLOCK * r, -1)
                 r_idx = torch.arange(1, r, **kw).unsqueeze(-1)  # (R-1, 1)
-                mem_du = torch.empty(steps, batch, hh, **kw)  # d(-mem_t)/du_t, for the backward
-                pw = torch.empty(r, batch * hh, **kw)  # scratch: u^0..u^(R-1)
+                # mems[t] = (-mem_t, d(-mem_t)/du_t): both from one contraction over r
+                mems = torch.empty(steps, 2, batch * hh, **kw)
+                powers = torch.zeros(2, r, batch * hh, **kw)  # scratch: u^r and r u^(r-1)
+                prod = torch.empty_like(powers)
+                pw, pw_d = powers
                 pw[0] = 1.0
                 pw_u = pw[1].view(batch, hh)
                 products = _power_plan(pw)
         else:
             assert weights is not None
             w_pad = _padded_weights(weights.detach(), k)
-            band = w_pad[:, k + _arange(_BLOCK, pre).unsqueeze(1) - _arange(k, pre)]  # (H, L, K)
-            w_in = w_pad[:, 1:_BLOCK].flip(-1).t().unsqueeze(1)  # (L-1, 1, H): lags L-1 .. 1
-            w_in_l = [w_in[_BLOCK - 1 - bi :] for bi in range(_BLOCK)]
+            band = w_pad[:, k + _arange(_BLOCK, x).unsqueeze(1) - _arange(k, x)]  # (H, L, K)
+            w_inner = w_pad[:, 1:_BLOCK].flip(-1).t().unsqueeze(1)  # (L-1, 1, H): lags L-1 .. 1
+            w_in_l = [w_inner[_BLOCK - 1 - bi :] for bi in range(_BLOCK)]
+            # hidden-major mirror of the cells: the block GEMM batched over units reads its
+            # (H, K, B) operand as a view (transposing a (K, B, H) window costs more than it)
+            cells_t = torch.empty(hh, k + steps, batch, **kw)
+            cells_t[:, :k] = hist0.detach().permute(2, 1, 0)
+            c_t_l = cells_t[:, k:].unbind(1)
         for t, (a, a_sig, a_tanh, i, o, g, c, tc, h, h_new) in enumerate(loop):
             a.addmm_(h, w_rec_t)
             if dynamic:
@@ -143,15 +160,15 @@ class _MLSTMSequence(torch.autograd.Function):
                 proj = projs[bi]
                 if bi:  # + lags 1..bi inside the block
                     proj.addmm_(p_in[bi], flat[k + t - bi : k + t])
-                neg_mem = torch.linalg.vecdot(pw, proj, dim=0).view(batch, hh)
-                torch.linalg.vecdot(proj[1:] * r_idx, pw[:-1], dim=0, out=mem_du[t].view(-1))
+                torch.mul(pw[:-1], r_idx, out=pw_d[1:])
+                torch.sum(torch.mul(powers, proj, out=prod), 1, out=mems[t])
+                neg_mem = mems[t, 0].view(batch, hh)
             elif mode == "exact":
                 w, _ = _exact_weights(0.25 * (u + 1.0), k)
                 neg_mem = (w * cells[t : t + k].flip(0)).sum(0).neg_()
             elif bi == 0:  # the K cells before the block, for all its steps: one batched GEMM
                 n = min(_BLOCK, steps - t)
-                old = cells[t : t + k].permute(2, 0, 1).contiguous()  # (H, K, B)
-                mem_old = torch.bmm(band[:, :n], old).permute(1, 2, 0)  # (n, B, H)
+                mem_old = torch.bmm(band[:, :n], cells_t[:, t : t + k]).permute(1, 2, 0)
                 neg_mem = mem_old[0]
             else:  # + lags 1..bi inside the block
                 neg_mem = torch.linalg.vecdot(w_in_l[bi], cells[k + t - bi : k + t], dim=0)
@@ -159,11 +176,13 @@ class _MLSTMSequence(torch.autograd.Function):
             torch.addcmul(neg_mem, i, g, out=c)
             torch.tanh(c, out=tc)
             torch.mul(o, tc, out=h_new)
+            if not dynamic:
+                c_t_l[t].copy_(c.t())
         ctx.mode, ctx.k = mode, k
-        ctx.buffers = (cells, outs, acts, tanh_c, mem_du, table_neg)
-        ctx.save_for_backward(w_rec, w_uu, u0, weights)
+        ctx.buffers = (cells, outs, acts, tanh_c, mems, table_neg, None if dynamic else cells_t)
+        ctx.save_for_backward(x, w_in, w_rec, w_uu, u0, weights)
         out = outs[1:]
-        u_last = acts[-1, :, h2:gc].clone() if dynamic else pre.new_zeros(0)
+        u_last = acts[-1, :, h2:gc].clone() if dynamic else x.new_zeros(0)
         if not dynamic:
             ctx.mark_non_differentiable(u_last)
         cells_last = cells[steps:].transpose(0, 1).contiguous()  # (B, K, H) oldest first
@@ -174,8 +193,8 @@ class _MLSTMSequence(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, g_out: Tensor, g_h: Tensor, g_u: Tensor, g_cells: Tensor
     ) -> tuple[Tensor | None, ...]:
-        w_rec, w_uu, u0, weights = ctx.saved_tensors
-        cells, outs, acts, tanh_c, mem_du, table_neg = ctx.buffers
+        x, w_in, w_rec, w_uu, u0, weights = ctx.saved_tensors
+        cells, outs, acts, tanh_c, mems, table_neg, cells_t = ctx.buffers
         mode, k = ctx.mode, ctx.k
         steps, batch, rows = acts.shape
         hh = outs.shape[-1]
@@ -190,7 +209,8 @@ class _MLSTMSequence(torch.autograd.Function):
         w_rec_ = w_rec.detach()
         i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
         dzi_l, dzo_l, dzg_l = (d_z[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
-        loop = zip(g_out, i_l, o_l, g_l, tanh_c, d_cells[k:], d_z, dzi_l, dzo_l, dzg_l, strict=True)
+        g_out_l = g_out.unbind(0)
+        loop = zip(i_l, o_l, g_l, tanh_c, d_cells[k:], d_z, dzi_l, dzo_l, dzg_l, strict=True)
         scratch = torch.empty(batch, hh, **kw)
         if dynamic:
             w_uu_ = w_uu.detach()
@@ -210,22 +230,28 @@ class _MLSTMSequence(torch.autograd.Function):
         else:
             # fixed d: g_neg[k + t] = dL/d(-mem_t), zero padded on both sides for the gathers
             g_neg = torch.zeros(2 * k + steps, batch, hh, **kw)
+            g_neg_t = torch.zeros(hh, 2 * k + steps, batch, **kw)  # hidden-major mirror
+            g_t_l = g_neg_t[:, k : k + steps].unbind(1)
             w_pad = _padded_weights(weights.detach(), k)
             w_lag = w_pad[:, 1:_BLOCK].t().unsqueeze(1)  # (L-1, 1, H): lags 1 .. L-1
             w_lag_l = [w_lag[:m] for m in range(_BLOCK)]
             f_idx = _arange(k, cells)
-        dh = g_h.clone()
-        for t, (go, i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
-            dh.add_(go)
+            # band[h, i, f]: weight with which step t0+n+f reads c_{t0+i} (lag n - i + f)
+            band_full = w_pad[:, (_BLOCK - _arange(_BLOCK, cells)).unsqueeze(1) + f_idx]
+        dh = g_h + g_out_l[-1]  # dL/dh_t incl. the output's gradient
+        for t, (i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
             bi = t % _BLOCK
             if not dynamic:
                 # dL/dc_t from the K steps that read c_t: those after the block in one batched
                 # GEMM at the block's last step, those inside it here
                 if t == steps - 1 or bi == _BLOCK - 1:
                     t0, n = t - bi, bi + 1
-                    idx = (n - _arange(n, cells)).unsqueeze(1) + f_idx  # lag of step t0+n+f
-                    futs = g_neg[k + t0 + n : 2 * k + t0 + n].permute(2, 0, 1).contiguous()
-                    fut = torch.bmm(w_pad[:, idx], futs).permute(1, 2, 0)  # (n, B, H)
+                    if n == _BLOCK:
+                        band = band_full
+                    else:
+                        band = w_pad[:, (n - _arange(n, cells)).unsqueeze(1) + f_idx]
+                    futs = g_neg_t[:, k + t0 + n : 2 * k + t0 + n]  # (H, K, B)
+                    fut = torch.bmm(band, futs).permute(1, 2, 0)  # (n, B, H)
                 dc.add_(fut[bi])
                 m = min(t - bi + _BLOCK, steps) - 1 - t  # later steps of this block
                 if m:
@@ -247,7 +273,7 @@ class _MLSTMSequence(torch.autograd.Function):
                     else:  # whole block done: to the K cells before it, one GEMM
                         n = min(_BLOCK, steps - t)
                         d_flat[t : t + k].addmm_(band_t[:, : n * r], g_proj_flat[: n * r])
-                    du.addcmul_(mem_du[t], dc)
+                    du.addcmul_(mems[t, 1].view(batch, hh), dc)
                 else:
                     window = cells[t : t + k].flip(0)  # lag order
                     w, w_over_d = _exact_weights(0.25 * (u + 1.0), k)
@@ -259,35 +285,39 @@ class _MLSTMSequence(torch.autograd.Function):
                 du = torch.mm(_tanh_bw(du, u, grad_input=dzu_l[t]), w_uu_)
             else:
                 g_neg[k + t] = dc
-            dh = torch.mm(dz, w_rec_)
+                g_t_l[t].copy_(dc.t())
+            # dL/dh_{t-1}: recurrent part + the output's gradient at t-1 (none for h0)
+            dh = torch.mm(dz, w_rec_) if t == 0 else torch.addmm(g_out_l[t - 1], dz, w_rec_)
         needs = ctx.needs_input_grad
         g_w_rec = g_w_uu = g_hist = g_weights = g_u0 = None
-        if needs[1]:
+        if needs[3]:
             g_w_rec = d_z.view(-1, rows).t() @ outs[:steps].view(-1, hh)
         if dynamic:
             g_u0 = du
-            if needs[2]:
+            if needs[4]:
                 u_prev = torch.cat([u0.detach().unsqueeze(0), acts[:-1, :, h2:gc]])
                 g_w_uu = d_z[..., h2:gc].reshape(-1, hh).t() @ u_prev.view(-1, hh)
         else:
-            if needs[5]:
-                # slot s < K is read by steps 0..s at lags K - s .. K
-                wins = g_neg[1 : 2 * k].unfold(0, k, 1)  # (K, B, H, K): [s, b, h, j - 1]
-                d_cells[:k] += (wins * w_pad[:, 1 : k + 1]).sum(-1)
-            if needs[6]:
-                g_weights = _fixed_weight_grad(
-                    g_neg[k : k + steps].permute(2, 0, 1).contiguous(),
-                    cells.permute(2, 0, 1).contiguous(),
-                    k,
-                ).neg_()
-        if needs[5]:
+            if needs[7]:
+                # slot s < K is read by step t <= s at lag K + t - s: one (H, K, K) x (H, K, B)
+                lag = k + f_idx.unsqueeze(0) - f_idx.unsqueeze(1)  # [s, t]
+                d_cells[:k] += torch.bmm(w_pad[:, lag], g_neg_t[:, k : 2 * k]).permute(1, 2, 0)
+            if needs[8]:
+                g_weights = _fixed_weight_grad(g_neg_t[:, k : k + steps], cells_t, k).neg_()
+        if needs[7]:
             g_hist = d_cells[:k].transpose(0, 1)
+        d_z2 = d_z.view(-1, rows)
+        g_x = (d_z2 @ w_in.detach()).view_as(x) if needs[0] else None
+        g_w_in = d_z2.t() @ x.detach().reshape(-1, x.shape[-1]) if needs[1] else None
+        g_b_in = d_z2.sum(0) if needs[2] else None
         return (
-            d_z if needs[0] else None,
+            g_x,
+            g_w_in,
+            g_b_in,
             g_w_rec,
             g_w_uu,
-            dh if needs[3] else None,
-            g_u0 if dynamic and needs[4] else None,
+            dh if needs[5] else None,
+            g_u0 if dynamic and needs[6] else None,
             g_hist,
             g_weights,
             None,
@@ -352,7 +382,9 @@ def _fixed_weight_grad(g_mem: Tensor, cells: Tensor, k: int) -> Tensor:
 
 
 def mlstm_sequence(
-    pre: Tensor,
+    x: Tensor,
+    w_in: Tensor,
+    b_in: Tensor | None,
     w_rec: Tensor,
     h0: Tensor,
     hist0: Tensor,
@@ -364,10 +396,13 @@ def mlstm_sequence(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run one MLSTM (dynamic d) or MLSTM-F (fixed d) layer over a sequence as one autograd node.
 
+    Gate pre-activations are ``x_t @ w_in.T + b_in + h_{t-1} @ w_rec.T`` (+ ``u_{t-1} @ w_uu.T``
+    on the ``u`` columns), columns ``i, o, g`` (``G = 3H``, MLSTM-F) or ``i, o, u, g``
+    (``G = 4H``, MLSTM, where ``u = 4 d - 1 = tanh(z_u)``).
+
     Args:
-        pre: ``(T, B, G)`` input part of the gate pre-activations incl. bias; columns ``i, o, g``
-            (``G = 3H``, MLSTM-F) or ``i, o, u, g`` (``G = 4H``, MLSTM; the ``u`` columns are the
-            pre-activation of ``u = 4 d - 1 = tanh(z_u)``).
+        x: ``(T, B, F)`` input.
+        w_in, b_in: ``(G, F)`` input weights and ``(G,)`` bias (or ``None``).
         w_rec: ``(G, H)`` weights on ``h_{t-1}``.
         h0: ``(B, H)`` initial hidden state.
         hist0: ``(B, K, H)`` initial cell window, oldest first.
@@ -386,4 +421,4 @@ def mlstm_sequence(
         raise ValueError("mlstm_sequence needs `weights` (MLSTM-F) or `w_uu` and `u0` (MLSTM)")
     else:
         mode = "exact" if table is None else "poly"
-    return _MLSTMSequence.apply(pre, w_rec, w_uu, h0, u0, hist0, weights, table, mode)
+    return _MLSTMSequence.apply(x, w_in, b_in, w_rec, w_uu, h0, u0, hist0, weights, table, mode)

@@ -390,24 +390,19 @@ class _MLSTMBase(_LongMemoryBase):
         if not self._dynamic:
             h, cells = state
             weights = fractional_weights(self.memory_parameter(layer), self.memory_length)
-            out, h, _, cells = mlstm_sequence(
-                F.linear(x, w_ih, bias), w_hh, h, cells, weights=weights
-            )
+            out, h, _, cells = mlstm_sequence(x, w_ih, bias, w_hh, h, cells, weights=weights)
             return out, (h, cells)
         h, d, cells = state
         w_dx, w_dh = getattr(self, f"weight_dx_l{layer}"), getattr(self, f"weight_dh_l{layer}")
         w_dd, b_d = getattr(self, f"weight_dd_l{layer}"), getattr(self, f"bias_d_l{layer}")
         b_u = w_dd.sum(1) / 8 if b_d is None else 0.5 * b_d + w_dd.sum(1) / 8
         b = torch.zeros_like(w_ih[:, 0]) if bias is None else bias
-        pre = F.linear(
-            x,
-            torch.cat([w_ih[:h2], 0.5 * w_dx, w_ih[h2:]]),
-            torch.cat([b[:h2], b_u, b[h2:]]),
-        )
+        w_in = torch.cat([w_ih[:h2], 0.5 * w_dx, w_ih[h2:]])
+        b_in = torch.cat([b[:h2], b_u, b[h2:]])
         w_rec = torch.cat([w_hh[:h2], 0.5 * w_dh, w_hh[h2:]])
         table = self._poly_table(x) if self.dynamic_filter == "poly" else None
         out, h, u, cells = mlstm_sequence(
-            pre, w_rec, h, cells, w_uu=w_dd / 8, u0=4 * d - 1, table=table
+            x, w_in, b_in, w_rec, h, cells, w_uu=w_dd / 8, u0=4 * d - 1, table=table
         )
         return out, (h, (u + 1) / 4, cells)
 
