@@ -381,3 +381,12 @@ def test_fused_path_grads_only_what_is_needed():
     out.sum().backward()
     assert m.weight_hh_l0.grad is None
     assert m.weight_ih_l0.grad is not None and m.d_logit_l0.grad is not None
+
+
+def test_fused_output_modified_in_place_is_caught_by_autograd():
+    """The output shares memory with what the backward reads; in-place edits must not pass."""
+    m = MLSTMF(2, 3, memory_length=4)
+    out, _ = m(torch.randn(6, 1, 2))
+    out.mul_(2.0)  # allowed, as after nn.LSTM (e.g. an in-place dropout or activation) ...
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()  # ... but the gradient that needed the old values is refused

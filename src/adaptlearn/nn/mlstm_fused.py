@@ -92,8 +92,8 @@ class _MLSTMSequence(torch.autograd.Function):
         cells = torch.empty(k + steps, batch, hh, **kw)
         cells[:k] = hist0.detach().transpose(0, 1)
         flat = cells.view(k + steps, -1)
-        outs = torch.empty(steps + 1, batch, hh, **kw)  # outs[t + 1] = h_t
-        outs[0] = h0.detach()
+        out = torch.empty(steps, batch, hh, **kw)  # the output: out[t] = h_t
+        h_seq = out.unbind(0)
         # input part of the pre-activations, one GEMM; each step adds its recurrent part, activates
         x2 = x.detach().reshape(-1, n_in)
         w_in_t = w_in.detach().t()
@@ -105,7 +105,17 @@ class _MLSTMSequence(torch.autograd.Function):
         i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
         sig_l, tanh_l = acts[..., :h2].unbind(0), acts[..., h2:].unbind(0)
         loop = zip(
-            acts, sig_l, tanh_l, i_l, o_l, g_l, cells[k:], tanh_c, outs[:-1], outs[1:], strict=True
+            acts,
+            sig_l,
+            tanh_l,
+            i_l,
+            o_l,
+            g_l,
+            cells[k:],
+            tanh_c,
+            (h0.detach(), *h_seq[:-1]),
+            h_seq,
+            strict=True,
         )
         mems = table_neg = None
         if dynamic:
@@ -179,25 +189,25 @@ class _MLSTMSequence(torch.autograd.Function):
             if not dynamic:
                 c_t_l[t].copy_(c.t())
         ctx.mode, ctx.k = mode, k
-        ctx.buffers = (cells, outs, acts, tanh_c, mems, table_neg, None if dynamic else cells_t)
-        ctx.save_for_backward(x, w_in, w_rec, w_uu, u0, weights)
-        out = outs[1:]
+        ctx.buffers = (cells, acts, tanh_c, mems, table_neg, None if dynamic else cells_t)
+        # the backward reads h_{t-1} from `out`: saved, so in-place edits of it are caught
+        ctx.save_for_backward(x, w_in, w_rec, w_uu, h0, u0, weights, out)
         u_last = acts[-1, :, h2:gc].clone() if dynamic else x.new_zeros(0)
         if not dynamic:
             ctx.mark_non_differentiable(u_last)
         cells_last = cells[steps:].transpose(0, 1).contiguous()  # (B, K, H) oldest first
-        return out, outs[steps].clone(), u_last, cells_last
+        return out, out[-1].clone(), u_last, cells_last
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
         ctx: Any, g_out: Tensor, g_h: Tensor, g_u: Tensor, g_cells: Tensor
     ) -> tuple[Tensor | None, ...]:
-        x, w_in, w_rec, w_uu, u0, weights = ctx.saved_tensors
-        cells, outs, acts, tanh_c, mems, table_neg, cells_t = ctx.buffers
+        x, w_in, w_rec, w_uu, h0, u0, weights, out = ctx.saved_tensors
+        cells, acts, tanh_c, mems, table_neg, cells_t = ctx.buffers
         mode, k = ctx.mode, ctx.k
         steps, batch, rows = acts.shape
-        hh = outs.shape[-1]
+        hh = out.shape[-1]
         h2, gc = 2 * hh, rows - hh
         dynamic = mode != "fixed"
         kw = {"dtype": cells.dtype, "device": cells.device}
@@ -291,7 +301,10 @@ class _MLSTMSequence(torch.autograd.Function):
         needs = ctx.needs_input_grad
         g_w_rec = g_w_uu = g_hist = g_weights = g_u0 = None
         if needs[3]:
-            g_w_rec = d_z.view(-1, rows).t() @ outs[:steps].view(-1, hh)
+            # sum_t dz_t^T h_{t-1}: h_{-1} = h0, then the outputs
+            g_w_rec = torch.mm(d_z[0].t(), h0.detach())
+            if steps > 1:
+                g_w_rec.addmm_(d_z[1:].reshape(-1, rows).t(), out[:-1].reshape(-1, hh))
         if dynamic:
             g_u0 = du
             if needs[4]:
