@@ -168,9 +168,11 @@ def main() -> None:
             f"{name:26s} {1e3 * w:12.3f} {1e3 * c:12.3f} {w / a_wall:11.2f} "
             f"{c / a_cpu:10.2f} {1 / c:11.0f}"
         )
+    issue_setting = (h, t, b, k) == (64, 500, 32, 100)
     for name in ("MLSTM", "MLSTM-F"):
         verdict = "met" if ratio[name] <= 3.0 else "NOT met"
-        print(f"{name} / nn.LSTM CPU time: {ratio[name]:.2f}x (target <= 3x: {verdict})")
+        target = f"target <= 3x: {verdict}" if issue_setting else "target set for T=500 only"
+        print(f"{name} / nn.LSTM CPU time: {ratio[name]:.2f}x ({target})")
     for fast, slow in (("MLSTM-F", "MLSTM-F per-lag loop"), ("MLSTM", "MLSTM per-lag loop")):
         print(
             f"speed-up of the vectorized filter over the per-lag loop, {fast}: "
