@@ -51,36 +51,38 @@ def fractional_weights(d: Tensor | float, length: int) -> Tensor:
     return torch.cumprod(ratios, dim=-1)
 
 
-class _MemoryWeights(torch.autograd.Function):
-    """``fractional_weights`` for ``0 <= d < 1`` with a closed-form backward.
+def weights_and_derivative(d: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """``w_j(d)`` and ``dw_j/dd`` for ``j = 1..K`` (shape ``S + (K,)``), finite at ``d = 0``.
 
     ``dw_j/dd = w_j/d - w_j sum_{i<j} 1/(i - d)`` where ``w_j/d = -prod_{i=2..j} (i-1-d)/i`` is
-    formed without dividing by ``d`` (finite at d = 0). Faster than autograd's cumprod backward.
+    formed without dividing by ``d``.
     """
+    j = torch.arange(1, length + 1, dtype=d.dtype, device=d.device)
+    ratios = (j - 1 - d.unsqueeze(-1)) / j
+    ratios[..., 0] = -1.0
+    w_over_d = torch.cumprod(ratios, dim=-1)
+    w = w_over_d * d.unsqueeze(-1)
+    inv = 1.0 / (j[:-1] - d.unsqueeze(-1))  # 1/(i - d), i = 1..K-1
+    partial = torch.cat([inv.new_zeros(*inv.shape[:-1], 1), inv.cumsum(-1)], dim=-1)
+    return w, w_over_d.sub_(w * partial)
+
+
+class _MemoryWeights(torch.autograd.Function):
+    """``fractional_weights`` for ``0 <= d < 1`` with the closed-form backward of
+    :func:`weights_and_derivative` (faster than autograd's cumprod backward)."""
 
     @staticmethod
     def forward(ctx: Any, d: Tensor, length: int) -> Tensor:  # type: ignore[override]
-        j = torch.arange(1, length + 1, dtype=d.dtype, device=d.device)
-        ratios = (j - 1 - d.unsqueeze(-1)) / j
-        w = torch.cumprod(ratios, dim=-1)
-        ctx.save_for_backward(d, w)
+        w = fractional_weights(d, length)
+        ctx.save_for_backward(d)
+        ctx.length = length
         return w
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        d, w = ctx.saved_tensors
-        k = w.shape[-1]
-        j = torch.arange(1, k + 1, dtype=d.dtype, device=d.device)
-        if bool((d == 0).any()):
-            ratios = (j - 1 - d.unsqueeze(-1)) / j
-            ratios[..., 0] = -1.0
-            w_over_d = torch.cumprod(ratios, dim=-1)
-        else:
-            w_over_d = w / d.unsqueeze(-1)
-        inv = 1.0 / (j[:-1] - d.unsqueeze(-1))  # 1/(i - d), i = 1..K-1
-        partial = torch.cat([inv.new_zeros(*inv.shape[:-1], 1), inv.cumsum(-1)], dim=-1)
-        dw = w_over_d.sub_(w * partial)
+        (d,) = ctx.saved_tensors
+        _, dw = weights_and_derivative(d, ctx.length)
         return (grad * dw).sum(-1), None
 
 

@@ -39,19 +39,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptlearn.nn.filter import fractional_weights, weights_and_derivative
+
 __all__ = ["mlstm_sequence"]
 
 _GW_BLOCK = 50  # steps per GEMM when assembling the fixed-d weight gradient
 _BLOCK = 16  # steps whose memory terms from older cells come from one GEMM
-
-
-def _exact_weights(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``w_j(d)`` and ``w_j(d) / d`` as ``(K, B, H)`` tables (lag order 1..K), finite at d=0."""
-    j = torch.arange(1, k + 1, dtype=d.dtype, device=d.device).view(k, 1, 1)
-    ratios = (j - 1 - d) / j
-    ratios[0] = -1.0
-    w_over_d = torch.cumprod(ratios, dim=0)
-    return w_over_d * d, w_over_d
 
 
 _sigmoid_bw = torch.ops.aten.sigmoid_backward.grad_input
@@ -174,7 +167,7 @@ class _MLSTMSequence(torch.autograd.Function):
                 torch.sum(torch.mul(powers, proj, out=prod), 1, out=mems[t])
                 neg_mem = mems[t, 0].view(batch, hh)
             elif mode == "exact":
-                w, _ = _exact_weights(0.25 * (u + 1.0), k)
+                w = fractional_weights(0.25 * (u + 1.0), k).movedim(-1, 0)  # (K, B, H)
                 neg_mem = (w * cells[t : t + k].flip(0)).sum(0).neg_()
             elif bi == 0:  # the K cells before the block, for all its steps: one batched GEMM
                 n = min(_BLOCK, steps - t)
@@ -286,11 +279,9 @@ class _MLSTMSequence(torch.autograd.Function):
                     du.addcmul_(mems[t, 1].view(batch, hh), dc)
                 else:
                     window = cells[t : t + k].flip(0)  # lag order
-                    w, w_over_d = _exact_weights(0.25 * (u + 1.0), k)
+                    w, dw = weights_and_derivative(0.25 * (u + 1.0), k)
+                    w, dw = w.movedim(-1, 0), dw.movedim(-1, 0)  # (K, B, H), lag order
                     d_cells[t : t + k].sub_((w * dc).flip(0))
-                    jj = torch.arange(1, k, **kw).view(k - 1, 1, 1)
-                    dw = w_over_d.clone()
-                    dw[1:] -= w[1:] * torch.cumsum(1.0 / (jj - 0.25 * (u + 1.0)), dim=0)
                     du.sub_(0.25 * (dw * window).sum(0) * dc)  # d = (u + 1) / 4
                 du = torch.mm(_tanh_bw(du, u, grad_input=dzu_l[t]), w_uu_)
             else:
