@@ -5,7 +5,9 @@ stateful selectors (:class:`SelectiveBackprop`, :class:`StaleSB`, :class:`AdaptS
 :class:`RandomSubset`) used from any loop through :func:`selective_batches` (plain PyTorch), or
 through :class:`SelectiveBackpropAlgorithm`, which runs on the events ``FIT_START``,
 ``AFTER_DATALOADER``, ``AFTER_LOSS`` and ``EPOCH_END`` of an event-firing loop such as
-:class:`Trainer`. See ``README.md`` in this folder for the method card.
+:class:`Trainer`. The Kath18 importance-sampling baseline the paper compares with is
+:class:`Kath18ImportanceSampling`, an algorithm on the same events. See ``README.md`` in this
+folder for the method card.
 
 References:
     A. H. Jiang et al., "Accelerating Deep Learning by Focusing on the Biggest Losers",
@@ -32,9 +34,14 @@ from adaptlearn.selection.functional import (
 from adaptlearn.selection.functional import rescale_to_mean as rescale_to_mean
 from adaptlearn.selection.functional import selection_probabilities as selection_probabilities
 from adaptlearn.selection.history import LossHistory as LossHistory
+from adaptlearn.selection.importance import (
+    Kath18ImportanceSampling as Kath18ImportanceSampling,
+)
+from adaptlearn.selection.importance import variance_reduction as variance_reduction
 from adaptlearn.selection.loop import SelectionPipeline as SelectionPipeline
 from adaptlearn.selection.loop import SelectionStats as SelectionStats
 from adaptlearn.selection.loop import check_loss_fn as check_loss_fn
+from adaptlearn.selection.loop import eval_mode_losses as eval_mode_losses
 from adaptlearn.selection.loop import selective_batches as selective_batches
 from adaptlearn.selection.selectors import AdaptSB as AdaptSB
 from adaptlearn.selection.selectors import RandomSubset as RandomSubset
@@ -44,12 +51,14 @@ from adaptlearn.selection.trainer import Trainer as Trainer
 from adaptlearn.selection.trainer import TrainerCounters as TrainerCounters
 
 __all__ = [
-    "AdaptSB", "Algorithm", "Dataset", "Event", "LoopState", "LossHistory", "RandomSubset",
+    "AdaptSB", "Algorithm", "Dataset", "Event", "Kath18ImportanceSampling", "LoopState",
+    "LossHistory", "RandomSubset",
     "SelectionPipeline", "SelectionStats", "SelectiveBackprop", "SelectiveBackpropAlgorithm",
     "ShuffledLoader", "StaleSB", "Trainer", "TrainerCounters", "bernoulli_select",
-    "check_loss_fn", "corrupt_labels", "expected_selection_rate", "load_digit_images",
+    "check_loss_fn", "corrupt_labels", "eval_mode_losses", "expected_selection_rate",
+    "load_digit_images",
     "loss_percentiles", "make_cluster_classification", "make_teacher_classification",
     "persistence_weights",
     "random_selection_probabilities", "rescale_to_mean", "selection_probabilities",
-    "selective_batches",
+    "selective_batches", "variance_reduction",
 ]

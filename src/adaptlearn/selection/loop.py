@@ -29,7 +29,10 @@ from torch import Tensor, nn
 from adaptlearn.core import check_positive_int
 from adaptlearn.selection.selectors import SelectiveBackprop
 
-__all__ = ["LossFn", "SelectionPipeline", "SelectionStats", "check_loss_fn", "selective_batches"]
+__all__ = [
+    "LossFn", "SelectionPipeline", "SelectionStats", "check_loss_fn", "eval_mode_losses",
+    "selective_batches",
+]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Batch = tuple[Tensor, ...]
@@ -56,6 +59,35 @@ def _split_batch(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
     if len(batch) == 2:
         return batch[0], batch[1], None
     return batch[0], batch[1], batch[2]
+
+
+def eval_mode_losses(model: nn.Module, modules: Sequence[nn.Module], loss_fn: LossFn,
+                     inputs: Tensor, targets: Tensor) -> Tensor:
+    """Per-example losses of a selection forward: eval mode, ``no_grad``, flags restored.
+
+    ``modules`` is ``list(model.modules())``, read once by the caller: eval mode is set by
+    flipping the ``training`` flags directly, because ``model.eval()``/``train()`` walk the
+    module tree through ``nn.Module.__setattr__`` (~7 us per module), a sizeable fraction of a
+    small network's forward. Returns a float32 CPU tensor of shape ``[B]``.
+
+    Raises:
+        ValueError: if ``loss_fn`` does not return one loss per example.
+    """
+    flags = [m.training for m in modules]
+    for m in modules:
+        object.__setattr__(m, "training", False)
+    try:
+        with torch.no_grad():
+            losses = loss_fn(model(inputs), targets)
+    finally:
+        for m, flag in zip(modules, flags, strict=True):
+            object.__setattr__(m, "training", flag)
+    if losses.dim() != 1 or losses.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            "loss_fn must return one loss per example, shape [B] (use reduction='none'); "
+            f"got shape {tuple(losses.shape)} for a batch of {inputs.shape[0]}"
+        )
+    return losses.detach().to(device="cpu", dtype=torch.float32)
 
 
 @dataclass
@@ -102,28 +134,9 @@ class SelectionPipeline:
         self._modules: list[nn.Module] | None = None
 
     def _selection_losses(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        # Eval mode by flipping the `training` flags directly: model.eval()/train() walk the
-        # module tree and go through nn.Module.__setattr__ (~7 us per module), which for a
-        # small network costs a sizeable fraction of the forward pass itself. The module list
-        # is read once; a model whose module tree changes later needs a new pipeline.
         if self._modules is None:
             self._modules = list(self.model.modules())
-        modules = self._modules
-        flags = [m.training for m in modules]
-        for m in modules:
-            object.__setattr__(m, "training", False)
-        try:
-            with torch.no_grad():
-                losses = self.loss_fn(self.model(inputs), targets)
-        finally:
-            for m, flag in zip(modules, flags, strict=True):
-                object.__setattr__(m, "training", flag)
-        if losses.dim() != 1 or losses.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                "loss_fn must return one loss per example, shape [B] (use reduction='none'); "
-                f"got shape {tuple(losses.shape)} for a batch of {inputs.shape[0]}"
-            )
-        return losses.detach().to(device="cpu", dtype=torch.float32)
+        return eval_mode_losses(self.model, self._modules, self.loss_fn, inputs, targets)
 
     def push(self, batch: Sequence[Tensor]) -> list[Batch]:
         """Score and select one loader batch; return the training batches now ready (0 or more)."""
