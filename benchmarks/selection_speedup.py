@@ -86,6 +86,9 @@ def main() -> None:
                         help="epoch budget (default: the experiment's for the dataset)")
     parser.add_argument("--hidden", type=int, default=defaults.hidden)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--selection-batch-size", type=int,
+                        default=defaults.selection_batch_size,
+                        help="examples per selection forward (SB-type methods)")
     parser.add_argument("--beta", type=float, default=defaults.beta)
     parser.add_argument("--evals-per-epoch", type=int, default=defaults.evals_per_epoch)
     parser.add_argument("--methods", default="traditional,sb,stale-sb,random",
@@ -100,6 +103,7 @@ def main() -> None:
     pin_threads(1)
     cfg = SelectiveBackpropConfig(datasets=(args.dataset,), hidden=args.hidden,
                                   batch_size=args.batch_size, beta=args.beta,
+                                  selection_batch_size=args.selection_batch_size,
                                   evals_per_epoch=args.evals_per_epoch, n_seeds=args.seeds)
     if args.epochs is not None:
         cfg.epochs = cfg.digits_epochs = args.epochs
