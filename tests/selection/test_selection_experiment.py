@@ -28,7 +28,9 @@ def test_tiny_preset_writes_results_curves_figures_and_verdict(tmp_path):
     assert results["verdict"] and results["supported"] in (True, False, None)
     methods = results["methods"]
     assert {"traditional@teacher", "sb@teacher", "stale-sb@teacher", "random@teacher",
-            "adapt-sb@teacher+noise0.2"} <= set(methods)
+            "kath18@teacher", "adapt-sb@teacher+noise0.2"} <= set(methods)
+    # Kath18 trains uniformly until its variance-reduction test passes: rate in [1/4, 1]
+    assert 0.25 - 1e-9 <= methods["kath18@teacher"]["backward_rate"]["mean"] <= 1.0
     # SB-type methods backprop about 1/(beta+1) of the examples after priming
     rate = methods["sb@teacher"]["backward_rate"]["mean"]
     assert rate == pytest.approx(0.25, abs=0.05)
@@ -64,8 +66,12 @@ def test_race_interleaving_does_not_change_what_each_method_computes():
             last["backprops"]
         # every method starts from the same weights
         assert result["curve"][0]["test_error"] == errors[0], method
-    # priming epoch is traditional training: identical up to the end of epoch 1
+    # priming epoch is traditional training: identical up to the end of epoch 1, although SB
+    # draws selection batches of 512 (it releases training batches of 128)
+    assert cfg.selection_batch_size == 4 * cfg.batch_size
     assert both["sb"]["curve"][1]["test_error"] == errors[1]
+    sb = both["sb"]["final"]
+    assert sb["steps"] * cfg.batch_size >= sb["backprops"] > (sb["steps"] - 3) * cfg.batch_size
     assert both["stale-sb"]["final"]["selection_forwards"] < \
         both["sb"]["final"]["selection_forwards"]
 
@@ -118,6 +124,7 @@ def test_digits_are_the_main_dataset_and_load_flat():
     ("target_multipliers", (0.5,), "`target_multipliers`"),
     ("lr_decay", 0.0, "`lr_decay` of SelectiveBackpropConfig"),
     ("digits_epochs", 0, "`digits_epochs`"),
+    ("selection_batch_size", 0, "`selection_batch_size` of SelectiveBackpropConfig"),
 ])
 def test_config_validation_names_the_field(field, value, match):
     cfg = SelectiveBackpropConfig(**{field: value})
