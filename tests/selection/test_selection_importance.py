@@ -198,3 +198,33 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
     for u, v in zip(got, ref_out, strict=True):
         assert torch.equal(u[2], v[2])
     assert b.tau == pytest.approx(ref.tau)
+
+
+def test_plain_loop_matches_the_trainer():
+    n = 1024
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(n, 2)
+    x[:, 0] = torch.rand(n, generator=gen) ** 16  # skewed: sqrt(n sum g^2) ~ 3 > 7/3
+    y = torch.zeros(n, dtype=torch.long)
+
+    def make():
+        torch.manual_seed(0)
+        return FeatureLoss(), Kath18ImportanceSampling(32, seed=1)
+
+    model, alg = make()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), first,
+                      algorithms=[alg])
+    trainer.fit_epoch(ShuffledLoader(x, y, 32, seed=0))
+    model2, kath = make()
+    opt = torch.optim.SGD(model2.parameters(), lr=0.01)
+    for xb, yb, idx in ShuffledLoader(x, y, 32, seed=0):
+        for batch in kath.push((xb, yb, idx), model2, first):
+            losses = first(model2(batch[0]), batch[1])
+            kath.record_train_losses(losses)
+            opt.zero_grad()
+            losses.mean().backward()
+            opt.step()
+    assert alg.sampled_batches > 0
+    assert kath.tau == pytest.approx(alg.tau)
+    assert kath.sampled_batches == alg.sampled_batches
+    assert torch.equal(model2.scale.detach(), model.scale.detach())

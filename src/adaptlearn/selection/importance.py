@@ -70,6 +70,17 @@ class Kath18ImportanceSampling(Algorithm):
         generator: ``torch.Generator`` for the draws (mutually exclusive with ``seed``).
         seed: seed of a fresh generator. Default 0 when neither is given.
 
+    In a plain loop, call :meth:`push` per loader batch and :meth:`record_train_losses` after
+    each training step::
+
+        for x, y in loader:
+            for xb, yb in kath.push((x, y), model, loss_fn):
+                losses = loss_fn(model(xb), yb)
+                kath.record_train_losses(losses)
+                optimizer.zero_grad()
+                losses.mean().backward()
+                optimizer.step()
+
     Example:
         >>> alg = Kath18ImportanceSampling(batch_size=128, seed=0)
         >>> alg.tau_threshold
@@ -135,11 +146,19 @@ class Kath18ImportanceSampling(Algorithm):
         if event == Event.AFTER_DATALOADER:
             assert state.batch is not None
             state.batches = self.push(state.batch, state.model, state.loss_fn)
-        elif event == Event.AFTER_LOSS and self._uniform_in_flight:
-            # Uniform step: its training losses are the scores of a uniform draw of b.
+        elif event == Event.AFTER_LOSS and state.losses is not None:
+            self.record_train_losses(state.losses)
+
+    def record_train_losses(self, losses: Tensor) -> None:
+        """Feed back the per-example losses of the training step just taken (plain loops).
+
+        Only a uniform (pass-through) batch updates ``tau``: its training losses are the scores
+        of a uniform draw. After an importance-sampled batch this is a no-op (``tau`` was
+        updated from the pool's scores).
+        """
+        if self._uniform_in_flight:
             self._uniform_in_flight = False
-            if state.losses is not None:
-                self._update_tau(state.losses.clamp(min=0.0))
+            self._update_tau(losses.detach().to("cpu", torch.float32).clamp(min=0.0))
 
     def push(self, batch: tuple[Tensor, ...], model: nn.Module,
              loss_fn: Any) -> list[tuple[Tensor, ...]]:
