@@ -114,8 +114,9 @@ class SelectiveBackpropConfig:
     """Examples per selection forward for SB, Stale-SB, AdaptSB and the random subset (their
     loader batch; training batches stay ``batch_size``). Traditional training and Kath18 draw
     ``batch_size`` batches. A multiple of ``batch_size`` amortises per-call costs on a CPU; the
-    decisions can then be up to ``selection_batch_size / batch_size / (beta + 1)`` training steps
-    older than with the reference's 128 (set it to ``batch_size`` for that)."""
+    losses behind a decision can then be older by about ``selection_batch_size / batch_size /
+    (beta + 1)`` training steps (one at the defaults) than with the reference's forwards of
+    ``batch_size`` examples (set it to ``batch_size`` for those)."""
     lr: float = 0.05
     """Initial SGD learning rate (Nesterov momentum 0.9, weight decay 5e-4, as in the paper)."""
     lr_drops: tuple[float, ...] = (0.375, 0.75)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from adaptlearn.core import check_int, check_positive_int, check_range
 from adaptlearn.selection.events import Algorithm, Event, LoopState
-from adaptlearn.selection.loop import _split_batch, eval_mode_losses
+from adaptlearn.selection.loop import LossFn, _split_batch, eval_mode_losses
 
 __all__ = ["Kath18ImportanceSampling", "variance_reduction"]
 
@@ -161,7 +161,7 @@ class Kath18ImportanceSampling(Algorithm):
             self._update_tau(losses.detach().to("cpu", torch.float32).clamp(min=0.0))
 
     def push(self, batch: tuple[Tensor, ...], model: nn.Module,
-             loss_fn: Any) -> list[tuple[Tensor, ...]]:
+             loss_fn: LossFn) -> list[tuple[Tensor, ...]]:
         """Handle one loader batch; return the training batches to run now (0 or 1)."""
         inputs, _, _ = _split_batch(batch)
         n = int(inputs.shape[0])
@@ -177,7 +177,7 @@ class Kath18ImportanceSampling(Algorithm):
             return []
         return [self._sample_pool(model, loss_fn)]
 
-    def _sample_pool(self, model: nn.Module, loss_fn: Any) -> tuple[Tensor, ...]:
+    def _sample_pool(self, model: nn.Module, loss_fn: LossFn) -> tuple[Tensor, ...]:
         pool = (self._pool[0] if len(self._pool) == 1
                 else tuple(torch.cat(cols) for cols in zip(*self._pool, strict=True)))
         self._pool, self._pooled = [], 0

@@ -134,6 +134,8 @@ class SelectionPipeline:
         self._modules: list[nn.Module] | None = None
 
     def _selection_losses(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        # The module list is read once; a model whose module tree changes later needs a new
+        # pipeline.
         if self._modules is None:
             self._modules = list(self.model.modules())
         return eval_mode_losses(self.model, self._modules, self.loss_fn, inputs, targets)
