@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from adaptlearn.core import check_int, check_positive_int, check_range
+from adaptlearn.core import check_positive_int, check_range
 from adaptlearn.selection.events import Algorithm, Event, LoopState
 from adaptlearn.selection.loop import LossFn, _split_batch, eval_mode_losses
+from adaptlearn.selection.selectors import _make_generator
 
 __all__ = ["Kath18ImportanceSampling", "variance_reduction"]
 
@@ -108,12 +109,7 @@ class Kath18ImportanceSampling(Algorithm):
                               else check_range("tau_threshold", tau_threshold, 1.0, owner=name))
         self.tau_momentum = check_range("tau_momentum", tau_momentum, 0.0, 1.0,
                                         high_inclusive=False, owner=name)
-        if generator is not None and seed is not None:
-            raise ValueError("pass either `generator` or `seed`, not both")
-        if generator is None:
-            generator = torch.Generator()
-            generator.manual_seed(0 if seed is None else check_int("seed", seed, 0, owner=name))
-        self.generator = generator
+        self.generator = _make_generator(generator, seed)
         self.tau = 0.0
         self.examples_seen = 0
         self.selection_forwards = 0
