@@ -56,11 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--backend",
-        choices=("local", "process", "ray"),
-        default="local",
-        help="where trials run (default local)",
+        choices=("auto", "local", "process", "ray"),
+        default="auto",
+        help="where trials run; auto: worker processes where the experiment's timings allow, "
+        "else in this process (default auto)",
     )
-    run.add_argument("--workers", type=int, default=1, help="processes / Ray CPUs (default 1)")
+    run.add_argument(
+        "--workers", type=int, default=None,
+        help="processes / Ray CPUs (default: the CPUs this process may use)",
+    )
     run.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     run.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -77,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="turn run folders into report.html and report.md")
     rep.add_argument("dir", nargs="?", default="runs", help="folder of runs (default runs/)")
     rep.add_argument("--out", default=None, help="where to write the report (default: DIR)")
+    rep.add_argument(
+        "--all", dest="all_runs", action="store_true",
+        help="every finished run (default: the latest run of each experiment)",
+    )
     return p
 
 
@@ -121,7 +129,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.seed < 0:
         return _error(f"--seed must be an int in [0, inf); got {args.seed}")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         return _error(f"--workers must be an int in [1, inf); got {args.workers}")
     if args.threads < 1:
         return _error(f"--threads must be an int in [1, inf); got {args.threads}")
@@ -146,6 +154,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return _error(str(err))
         configs.append(config)
     failures = 0
+    finished: list[str] = []
     for exp, config in zip(experiments, configs, strict=True):
         options = RunOptions(
             seed=args.seed,
@@ -184,15 +193,34 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.exception("%s failed", exp.name)
             failures += 1
             continue
-        print(run_dir)
+        finished.append(str(run_dir))
+        print(run_dir, flush=True)
+    _print_verdicts(finished)
     return 1 if failures else 0
+
+
+def _print_verdicts(run_dirs: Sequence[str]) -> None:
+    """The closing summary of ``adaptlearn run``: one verdict line and the report per run."""
+    from pathlib import Path
+
+    from adaptlearn.core.report import load_results, verdict_line
+
+    if not run_dirs:
+        return
+    print("\nverdicts:")
+    for d in run_dirs:
+        try:
+            print("  " + verdict_line(load_results(Path(d))))
+        except ValueError as err:
+            print(f"  {d}: {err}")
+        print(f"    report: {Path(d) / 'report.md'}")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from adaptlearn.core.report import build_report
 
     try:
-        html_path, md_path = build_report(args.dir, args.out)
+        html_path, md_path = build_report(args.dir, args.out, all_runs=args.all_runs)
     except FileNotFoundError as err:
         return _error(str(err))
     print(html_path)

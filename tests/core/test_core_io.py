@@ -20,7 +20,6 @@ from adaptlearn.core.io import (
     save_checkpoint,
 )
 from adaptlearn.core.seeding import seed_everything, spawn_seeds
-from adaptlearn.core.stats import bootstrap_ci, summarize
 
 
 def test_atomic_write_leaves_only_the_target(tmp_path):
@@ -88,15 +87,6 @@ def test_seed_everything_and_spawn():
     assert len(set(seeds)) == 4 and seeds == spawn_seeds(0, 4)
     with pytest.raises(ValueError, match="seed"):
         seed_everything(-1)
-
-
-def test_bootstrap_ci_brackets_mean_and_handles_small_n():
-    vals = [1.0, 2.0, 3.0, 4.0, 5.0]
-    lo, hi = bootstrap_ci(vals)
-    assert lo < 3.0 < hi
-    assert all(np.isnan(bootstrap_ci([1.0])))
-    s = summarize([2.0, 4.0])
-    assert s["mean"] == 3.0 and s["n"] == 2 and s["values"] == [2.0, 4.0]
 
 
 def test_atomic_write_gives_files_the_usual_mode(tmp_path):

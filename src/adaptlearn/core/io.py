@@ -68,20 +68,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def _json_default(obj: Any) -> Any:
+    from adaptlearn.core.stats import json_safe
+
     if isinstance(obj, np.generic):
-        return obj.item()
+        return json_safe(obj.item())
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return json_safe(obj.tolist())
     if isinstance(obj, torch.Tensor):
-        return obj.tolist()
+        return json_safe(obj.tolist())
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (NumPy/torch scalars and arrays allowed)."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+    """Write ``obj`` as strict, indented JSON atomically (NaN and inf become ``null``).
+
+    NumPy/torch scalars and arrays are allowed.
+    """
+    from adaptlearn.core.stats import json_safe
+
+    text = json.dumps(
+        json_safe(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False
+    )
     return atomic_write_text(path, text + "\n")
 
 

@@ -40,7 +40,9 @@ class Experiment:
         config_cls: dataclass type of the config; its defaults are the ``quick`` preset.
         run: ``run(config, ctx)``; writes results through ``ctx``.
         presets: overrides of the config defaults per preset name (``tiny``, ``full``).
-        baseline: method name the report compares every other method with.
+        parallel_trials: whether trials may run side by side in worker processes
+            (``--backend auto``). False for experiments whose verdict rests on wall-clock
+            timings, which need the machine to themselves.
     """
 
     name: str
@@ -50,7 +52,7 @@ class Experiment:
     config_cls: type
     run: RunFn
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baseline: str | None = None
+    parallel_trials: bool = True
 
     def make_config(self, preset: str = "quick") -> Any:
         """Return the config of ``preset`` (``quick`` is the dataclass defaults)."""
@@ -72,14 +74,14 @@ def register(
     claim: str,
     config: type,
     presets: dict[str, dict[str, Any]] | None = None,
-    baseline: str | None = None,
+    parallel_trials: bool = True,
 ) -> Callable[[RunFn], RunFn]:
     """Register ``run(config, ctx)`` as experiment ``name``.
 
     Example::
 
         @register("smoke", family="core", paper="-", claim="...", config=SmokeConfig,
-                  presets={"tiny": {"steps": 20}}, baseline="sgd")
+                  presets={"tiny": {"steps": 20}})
         def run(cfg: SmokeConfig, ctx: RunContext) -> None: ...
     """
     if not dataclasses.is_dataclass(config):
@@ -101,7 +103,7 @@ def register(
             config_cls=config,
             run=fn,
             presets=dict(presets or {}),
-            baseline=baseline,
+            parallel_trials=parallel_trials,
         )
         return fn
 

@@ -7,8 +7,8 @@ of the same experiment and config and continues it: finished trials come from th
 unfinished ones from their last checkpoint.
 
 The folder holds ``config.json``, ``environment.json`` (versions, machine, git commit),
-``results.json`` (per method and metric: mean, 95% bootstrap CI, n, values; the claim and the
-verdict), ``metrics.csv`` (curves), ``figures/*.png`` and ``report.md``.
+``results.json`` (per method and metric: mean, interval and its kind, n, values; the claim and
+the verdict of :mod:`adaptlearn.core.verdict`), ``metrics.csv`` (curves), ``figures/*.png`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -27,18 +27,25 @@ from adaptlearn.core.environment import describe_environment
 from adaptlearn.core.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from adaptlearn.core.registry import Experiment
 from adaptlearn.core.seeding import Rngs, seed_everything
-from adaptlearn.core.stats import summarize
+from adaptlearn.core.stats import json_safe, summarize
 from adaptlearn.core.trials import Trial, TrialFn, TrialResult, make_trials, run_trials
+from adaptlearn.core.verdict import Claim, Precondition, Verdict, judge, rows_from_trials
 
 __all__ = ["RunContext", "RunOptions", "find_resumable", "run_experiment"]
 
 log = logging.getLogger(__name__)
 
 PARTIAL = ".partial"
+#: Version of the ``results.json`` layout; the report skips (and lists) older files.
+RESULTS_VERSION = 2
 
 
 class RunOptions:
-    """How to run: seed, backend, device, resume, progress (the CLI's flags)."""
+    """How to run: seed, backend, device, resume, progress (the CLI's flags).
+
+    ``backend="auto"`` runs trials in ``workers`` processes (default: every CPU this process may
+    use) when the experiment allows it (``parallel_trials``), else in this process.
+    """
 
     def __init__(
         self,
@@ -46,8 +53,8 @@ class RunOptions:
         seed: int = 0,
         out: str | os.PathLike[str] = "runs",
         preset: str = "quick",
-        backend: str = "local",
-        workers: int = 1,
+        backend: str = "auto",
+        workers: int | None = None,
         ray_address: str | None = None,
         device: str = "auto",
         resume: bool | str = False,
@@ -59,13 +66,21 @@ class RunOptions:
         self.out = Path(out)
         self.preset = preset
         self.backend = backend
-        self.workers = workers
+        self.workers = workers if workers is not None else default_workers()
         self.ray_address = ray_address
         self.device = device
         self.resume = resume
         self.quiet = quiet
         self.threads = threads
         self.command = command
+
+
+def default_workers() -> int:
+    """Worker processes for ``--backend auto``: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def resolve_device(device: str) -> str:
@@ -90,7 +105,7 @@ class RunContext:
         ctx.add_trial_results(results, higher_is_better={"test_acc": True, "loss": False})
         fig, ax = new_figure(); plot_curves(ax, ctx.metrics, "step", "loss")
         ctx.save_figure(fig, "loss")
-        ctx.set_verdict("AdaMod beat Adam on 3/3 seeds", supported=True)
+        ctx.set_verdict(verdict_of(ctx.rows, preset=ctx.preset))  # a pure function of the rows
     """
 
     def __init__(
@@ -105,18 +120,25 @@ class RunContext:
         self.rngs: Rngs = seed_everything(options.seed)
         self.metrics: list[dict[str, Any]] = []
         self._values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self._censored: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+        #: One row per trial (method, seed, params, final metrics): what verdicts are judged on.
+        self.rows: list[dict[str, Any]] = []
         self._direction: dict[str, bool | None] = {}
         self._sections: list[tuple[str, str]] = []
         self._figures: list[str] = []
         self._extra: dict[str, Any] = {}
-        self.baseline: str | None = experiment.baseline
-        self.verdict: str | None = None
-        self.supported: bool | None = None
+        self.verdict: Verdict | None = None
+        self.our_verdicts: list[Verdict] = []
         self.timing: dict[str, dict[str, float]] = defaultdict(
             lambda: {"wall_s": 0.0, "cpu_s": 0.0}
         )
 
     # --- trials -----------------------------------------------------------------------------
+    @property
+    def preset(self) -> str:
+        """The preset this run was started with (``tiny`` runs are wiring checks only)."""
+        return self.options.preset
+
     @property
     def seeds(self) -> list[int]:
         """Seeds of this run: ``seed, seed+1, ...`` for the config's ``n_seeds`` (default 1)."""
@@ -130,11 +152,17 @@ class RunContext:
     def run_trials(self, fn: TrialFn, trials: Sequence[Trial]) -> list[TrialResult]:
         """Run trials with the backend chosen on the command line (cached and resumable)."""
         o = self.options
+        backend = o.backend
+        if backend == "auto":
+            # Side by side only where the verdict does not rest on wall-clock timings; the
+            # results are identical across backends (each trial seeds itself).
+            parallel = self.experiment.parallel_trials and o.workers > 1 and len(trials) > 1
+            backend = "process" if parallel else "local"
         return run_trials(
             fn,
             trials,
             self.config,
-            backend=o.backend,
+            backend=backend,
             workers=o.workers,
             ray_address=o.ray_address,
             cache_dir=self.run_dir / "trials",
@@ -151,10 +179,21 @@ class RunContext:
         self.metrics.append(row)
 
     def add_result(
-        self, method: str, metric: str, value: float, *, higher_is_better: bool | None = None
+        self,
+        method: str,
+        metric: str,
+        value: float | None,
+        *,
+        higher_is_better: bool | None = None,
+        censored: bool = False,
     ) -> None:
-        """Record one value (typically one seed) of ``metric`` for ``method``."""
-        self._values[method][metric].append(float(value))
+        """Record one value (typically one seed) of ``metric`` for ``method``.
+
+        ``censored=True`` marks a lower bound (a run that never reached its target, recorded at
+        the budget): the report shows it as ``>= value`` and leaves it out of the mean.
+        """
+        self._values[method][metric].append(None if value is None else float(value))
+        self._censored[method][metric].append(bool(censored))
         if higher_is_better is not None or metric not in self._direction:
             self._direction[metric] = higher_is_better
 
@@ -173,6 +212,7 @@ class RunContext:
             label: ``"method"`` groups by method name; ``"method+params"`` adds the params.
         """
         directions = higher_is_better or {}
+        self.rows.extend(rows_from_trials(results))
         for r in results:
             name = r.trial.method
             if label == "method+params" and r.trial.params:
@@ -200,34 +240,63 @@ class RunContext:
         """Store extra JSON-able data under ``results.json["extra"][key]``."""
         self._extra[key] = value
 
-    def set_baseline(self, method: str) -> None:
-        """Method that the report compares every other method with."""
-        self.baseline = method
+    def judge(
+        self,
+        claim: Claim,
+        rows: Sequence[dict[str, Any]] | None = None,
+        *,
+        preconditions: Sequence[Precondition] = (),
+        detail: str = "",
+    ) -> Verdict:
+        """Judge ``claim`` on ``rows`` (default :attr:`rows`) at this run's preset.
 
-    def set_verdict(self, text: str, *, supported: bool | None) -> None:
-        """The observed verdict on the paper's claim, computed from the numbers of this run."""
-        self.verdict = text
-        self.supported = supported
+        Does not record the verdict; pass it to :meth:`set_verdict`.
+        """
+        return judge(
+            claim,
+            self.rows if rows is None else rows,
+            preconditions=preconditions,
+            preset=self.preset,
+            ours=claim.source != "paper",
+            detail=detail,
+        )
+
+    def set_verdict(self, verdict: Verdict) -> None:
+        """Record the verdict on the paper's claim (once), or one of our own (``ours=True``)."""
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"`verdict` must be a Verdict; got {type(verdict).__name__}")
+        if verdict.ours:
+            self.our_verdicts.append(verdict)
+            return
+        if self.verdict is not None:
+            raise ValueError("the paper's verdict of this run was already set")
+        self.verdict = verdict
 
     def mean(self, method: str, metric: str) -> float:
         """Mean of the values recorded for ``method`` and ``metric`` (nan if none)."""
         import math
 
         vals = self._values.get(method, {}).get(metric, [])
-        return sum(vals) / len(vals) if vals else math.nan
+        if not vals or any(v is None for v in vals):
+            return math.nan
+        return sum(vals) / len(vals)
 
     # --- output -----------------------------------------------------------------------------
     def results(self) -> dict[str, Any]:
         """The ``results.json`` document."""
         methods = {
-            m: {metric: summarize(vals) for metric, vals in metrics.items()}
+            m: {
+                metric: summarize(vals, censored=self._censored[m][metric])
+                for metric, vals in metrics.items()
+            }
             for m, metrics in self._values.items()
         }
         for m, t in self.timing.items():
             if m in methods:
                 methods[m]["_timing"] = dict(t)  # type: ignore[assignment]
         exp = self.experiment
-        return {
+        return json_safe({
+            "results_version": RESULTS_VERSION,
             "experiment": exp.name,
             "family": exp.family,
             "paper": exp.paper,
@@ -236,16 +305,16 @@ class RunContext:
             "seed": self.seed,
             "seeds": self.seeds,
             "device": self.device,
-            "baseline": self.baseline,
             "higher_is_better": self._direction,
             "methods": methods,
-            "verdict": self.verdict,
-            "supported": self.supported,
+            "verdict": None if self.verdict is None else self.verdict.as_dict(),
+            "our_verdicts": [v.as_dict() for v in self.our_verdicts],
+            "supported": None if self.verdict is None else self.verdict.supported,
             "figures": self._figures,
             "sections": [{"title": t, "markdown": md} for t, md in self._sections],
             "extra": self._extra,
             "command": self.options.command,
-        }
+        })
 
 
 def find_resumable(out: Path, name: str, chash: str) -> Path | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from adaptlearn.core.io import atomic_write_json, load_checkpoint, save_checkpoint
 from adaptlearn.core.seeding import pin_threads, seed_everything
+from adaptlearn.core.stats import json_safe
 
 __all__ = [
     "BACKENDS",
@@ -85,7 +86,7 @@ class TrialResult:
     """What a trial produced, plus its wall-clock and CPU seconds."""
 
     trial: Trial
-    final: dict[str, float]
+    final: dict[str, float | None]
     curve: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -189,14 +190,15 @@ def _execute(fn: TrialFn, trial: Trial, config: Any, tctx: TrialContext) -> dict
         raise TrialFailedError(f"trial function for {trial.key} must return a dict with 'final'")
     result = TrialResult(
         trial=trial,
-        final={k: float(v) for k, v in out["final"].items()},
+        final={k: None if v is None else float(v) for k, v in out["final"].items()},
         curve=list(out.get("curve", [])),
         extra=dict(out.get("extra", {})),
         wall_s=wall,
         cpu_s=cpu,
     )
-    # Round-trip through JSON so every backend returns exactly what the cache would.
-    return json.loads(json.dumps(result.to_json(), default=float))
+    # Round-trip through strict JSON so every backend returns exactly what the cache would
+    # (a non-finite metric becomes None everywhere, and is flagged by the summaries).
+    return json.loads(json.dumps(json_safe(result.to_json()), default=float, allow_nan=False))
 
 
 def run_trials(
@@ -273,11 +275,16 @@ def run_trials(
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        from adaptlearn.core.progress import progress
+
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        bar = progress(total=len(todo), desc="trials", disable=None if show_progress else True)
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
             futures = [pool.submit(_execute, fn, t, config, c) for t, c in contexts(local=False)]
             for fut in as_completed(futures):
                 store(fut.result())
+                bar.update(1)
+        bar.close()
     else:
         _run_ray(fn, list(contexts(local=False)), config, workers, ray_address, store)
     return [results[k] for k in keys]

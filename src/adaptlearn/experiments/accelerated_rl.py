@@ -264,7 +264,6 @@ def _load_average() -> float:
                  "a2c_lr": 1e-3, "ppo_lr": 5e-4, "ppo_horizon": 32, "n_seeds": 3,
                  "checkpoint_every_steps": 50_000},
     },
-    baseline=None,
 )
 def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
     """Throughput grid on Pong, then the learning arms; plots, tables and a computed verdict."""

@@ -364,7 +364,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
                  "lm_steps": 3000, "lm_seq_len": 64, "lm_batch_size": 32, "lm_d_model": 128,
                  "eval_every": 25},
     },
-    baseline="adam",
 )
 def run(cfg: AdaModConfig, ctx: RunContext) -> None:
     """Sweep the learning rate on both tasks; plot sensitivity and curves; compute the verdict."""

@@ -233,7 +233,6 @@ def _plot_cell(ctx: RunContext, quest: str, size: str) -> None:
                  "n_seeds": 5, "eval_every": 1000, "eval_episodes": 5, "max_steps": 100,
                  "refresh_every": 1000, "train_every": 4},
     },
-    baseline="dqn",
 )
 def run(cfg: AEDQNConfig, ctx: RunContext) -> None:
     """Train the agents on every (quest, size); plot, tabulate and compare."""
@@ -243,7 +242,6 @@ def run(cfg: AEDQNConfig, ctx: RunContext) -> None:
                   "auc_return": True, "final_success": True}
     ctx.add_trial_results(results, higher_is_better=directions, label="method+params")
     first = cfg.method_list[0] if "dqn" not in cfg.method_list else "dqn"
-    ctx.set_baseline(f"{first}(quest={cfg.quest_list[0]},size={cfg.size_list[0]})")
 
     lines = ["| quest | size | \\|A\\| | steps | method | solved (eval) | steps to solve (median) |"
              " AUC eval return | final eval success | reached goal in training |"

@@ -185,7 +185,6 @@ def _verdict(ctx: RunContext, cfg: HierarchicalMARLConfig) -> None:
                  "buffer_size": 50_000, "log_every": 5000, "window": 50, "eval_episodes": 50,
                  "hidden": 128, "target_update_every": 200},
     },
-    baseline="iql",
 )
 def run(cfg: HierarchicalMARLConfig, ctx: RunContext) -> None:
     """Train every method x seed; plot learning curves; compare AUC and final return."""

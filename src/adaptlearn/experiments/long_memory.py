@@ -340,7 +340,6 @@ def _fmt(vals: list[float]) -> str:
             "eval_every": 20,
         },
     },
-    baseline="lstm@arfima",
 )
 def run(cfg: LongMemoryConfig, ctx: RunContext) -> None:
     """Train every network on every series over the seeds; fit the classical baselines; report."""

@@ -308,7 +308,6 @@ def sweep(profiles: dict[str, list[list[float]]], layers: list[dict[str, float]]
                  "fps_options": (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0),
                  "exhaustive_max_apps": 2},
     },
-    baseline="no_sharing",
 )
 def run(cfg: MainstreamConfig, ctx: RunContext) -> None:
     """Profile real fine-tuned models per seed, then compare schedulers over N and budget."""
@@ -336,7 +335,6 @@ def run(cfg: MainstreamConfig, ctx: RunContext) -> None:
             hard = [c[m] for c in mine if (c["n_apps"], c["budget"]) == hardest]
             ctx.add_result(m, "f1_most_apps_least_budget", float(np.mean(hard)),
                            higher_is_better=True)
-    ctx.set_baseline("no_sharing")
 
     _figures(ctx, cfg, results, cells)
     _tables_and_verdict(ctx, cfg, results, cells)

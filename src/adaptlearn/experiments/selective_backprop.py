@@ -545,12 +545,10 @@ def format_tables(summary: dict[str, Any], n_seeds: int, label: Callable[[str], 
                  "n_test": 10000, "hidden": 512, "epochs": 24, "digits_epochs": 40,
                  "n_seeds": 5},
     },
-    baseline="traditional@digits",
 )
 def run(cfg: SelectiveBackpropConfig, ctx: RunContext) -> None:
     """Run the races, compute times to target, plot error against time, set the verdict."""
     cfg.validate()
-    ctx.set_baseline(_label("traditional", cfg.datasets[0], 0.0))
     trials = []
     for dataset in cfg.datasets:
         trials += ctx.make_trials(["race"], dataset=[dataset], noise=[0.0])

@@ -2,12 +2,14 @@
 
 Noisy linear regression trained with plain SGD and with SGD + momentum. It uses every piece of
 the runner: trials over methods x seeds, per-trial checkpoints and resume, curves, a figure, a
-results table against a baseline and a computed verdict.
+a results table and a verdict judged by the protocol of :mod:`adaptlearn.core.verdict`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -23,6 +25,7 @@ from adaptlearn.core import (
     register,
     restore_rng_state,
 )
+from adaptlearn.core.verdict import Claim, Comparison, Verdict, judge
 
 
 @dataclass
@@ -115,7 +118,6 @@ def train_one(trial: Trial, cfg: SmokeConfig, tctx: TrialContext) -> dict:
     "plain SGD at the same learning rate (lower mean loss over the first 100 steps).",
     config=SmokeConfig,
     presets={"tiny": {"steps": 60, "n_seeds": 2, "checkpoint_every": 20}, "full": {"steps": 2000}},
-    baseline="sgd",
 )
 def run(cfg: SmokeConfig, ctx: RunContext) -> None:
     """Run SGD and momentum over the seeds; plot loss curves; compare test MSE."""
@@ -124,17 +126,27 @@ def run(cfg: SmokeConfig, ctx: RunContext) -> None:
     fig, ax = new_figure()
     plot_curves(ax, ctx.metrics, "step", "loss", logy=True, title="training loss")
     ctx.save_figure(fig, "loss")
-    sgd, mom = ctx.mean("sgd", "early_loss"), ctx.mean("momentum", "early_loss")
-    wins = sum(
-        m.final["early_loss"] < s.final["early_loss"]
-        for m, s in zip(
-            [r for r in results if r.trial.method == "momentum"],
-            [r for r in results if r.trial.method == "sgd"],
-            strict=True,
-        )
-    )
-    ctx.set_verdict(
-        f"mean loss over the first 100 steps: momentum {mom:.4g} vs SGD {sgd:.4g}; momentum lower"
-        f" on {wins}/{len(ctx.seeds)} seeds.",
-        supported=wins == len(ctx.seeds),
-    )
+    ctx.set_verdict(verdict(ctx.rows, preset=ctx.preset))
+
+
+#: The claim, declared before any run: momentum's mean early loss is lower than SGD's, paired by
+#: seed, by a practical margin of 5% (ratio scale).
+CLAIM = Claim(
+    statement="momentum lowers the mean training loss of the first 100 steps by >= 5% vs SGD",
+    comparisons=(
+        Comparison(
+            metric="early_loss",
+            method="momentum",
+            baseline="sgd",
+            higher_is_better=False,
+            scale="ratio",
+            margin=1.05,
+        ),
+    ),
+    min_pairs=3,
+)
+
+
+def verdict(rows: Sequence[Mapping[str, Any]], *, preset: str = "quick") -> Verdict:
+    """The smoke verdict: a pure function of the per-trial rows (method, seed, early_loss)."""
+    return judge(CLAIM, rows, preset=preset)

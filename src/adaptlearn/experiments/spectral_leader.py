@@ -169,7 +169,6 @@ def run_stream(trial: Trial, cfg: SpectralLeaderConfig, tctx: TrialContext) -> d
         },
         "full": {"n_docs": 10000, "vocab_size": 500, "switch_every": 1000, "n_seeds": 5},
     },
-    baseline=None,
 )
 def run(cfg: SpectralLeaderConfig, ctx: RunContext) -> None:
     """Run SpectralLeader and online EM (every alpha) on every stream and seed."""

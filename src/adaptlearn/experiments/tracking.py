@@ -370,7 +370,6 @@ def _paired(
             "n_seeds": 3,
         },
     },
-    baseline="cf+ema",
 )
 def run(cfg: TrackingConfig, ctx: RunContext) -> None:
     """Evaluate every base tracker x updater (+ OpenCV anchors); plot success/precision; verdict."""
