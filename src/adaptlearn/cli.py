@@ -125,10 +125,17 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from adaptlearn.core.config import ConfigError, apply_overrides
     from adaptlearn.core.progress import set_progress_enabled
     from adaptlearn.core.registry import get_experiment, list_experiments
-    from adaptlearn.core.runner import RunOptions, run_experiment
+    from adaptlearn.core.runner import (
+        MAX_SEED,
+        RunError,
+        RunFailedError,
+        RunInterrupted,
+        RunOptions,
+        run_experiment,
+    )
 
-    if args.seed < 0:
-        return _error(f"--seed must be an int in [0, inf); got {args.seed}")
+    if not 0 <= args.seed <= MAX_SEED:
+        return _error(f"--seed must be an int in [0, {MAX_SEED}]; got {args.seed}")
     if args.workers is not None and args.workers < 1:
         return _error(f"--workers must be an int in [1, inf); got {args.workers}")
     if args.threads < 1:
@@ -150,7 +157,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         try:
             config = exp.make_config(args.preset)
             config = apply_overrides(config, args.overrides)
-        except (ConfigError, ValueError) as err:
+        except (ConfigError, ValueError, TypeError, OverflowError) as err:
             return _error(str(err))
         configs.append(config)
     failures = 0
@@ -181,9 +188,23 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         log.info("running %s (preset %s)", exp.name, args.preset)
         try:
             run_dir = run_experiment(exp, config, options)
-        except (ValueError, FileNotFoundError) as err:
+        except RunInterrupted as err:
+            print(
+                f"adaptlearn: interrupted; continue with: adaptlearn run {exp.name} "
+                f"--preset {args.preset} --seed {args.seed} --resume {err.run_dir}",
+                file=sys.stderr,
+            )
+            return 130
+        except (RunError, ValueError, FileNotFoundError, OSError) as err:
             if len(experiments) == 1:
                 return _error(str(err))
+            log.error("%s failed: %s", exp.name, err)
+            failures += 1
+            continue
+        except RunFailedError as err:
+            if len(experiments) == 1:
+                print(f"adaptlearn: {err}", file=sys.stderr)
+                return 1
             log.error("%s failed: %s", exp.name, err)
             failures += 1
             continue

@@ -17,7 +17,12 @@ def _rows(effect: float, n: int, rng: np.random.Generator, noise: float = 1.0, c
         base = 10.0 + noise * rng.normal()
         rows.append({"method": "base", "seed": seed, "cell": cell, "score": base})
         rows.append(
-            {"method": "new", "seed": seed, "cell": cell, "score": base + effect + noise * rng.normal()}
+            {
+                "method": "new",
+                "seed": seed,
+                "cell": cell,
+                "score": base + effect + noise * rng.normal(),
+            }
         )
     return rows
 
@@ -99,7 +104,9 @@ def test_lower_is_better_orientation_and_ratio_scale():
     rows = []
     for seed in range(6):
         rows.append({"method": "base", "seed": seed, "time": 10.0 + 0.1 * seed})
-        rows.append({"method": "new", "seed": seed, "time": (10.0 + 0.1 * seed) / (2.0 + 0.01 * seed)})
+        rows.append(
+            {"method": "new", "seed": seed, "time": (10.0 + 0.1 * seed) / (2.0 + 0.01 * seed)}
+        )
     faster = Comparison("time", "new", "base", higher_is_better=False, scale="ratio", margin=1.5)
     r = compare(faster, rows, min_pairs=3)
     assert r.status == "holds" and math.exp(r.effect) == pytest.approx(2.025, rel=0.01)

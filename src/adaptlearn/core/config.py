@@ -106,7 +106,7 @@ def apply_overrides(config: C, overrides: list[str] | tuple[str, ...]) -> C:
         tp = hints[key]
         try:
             changes[key] = parse_value(text, tp)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(
                 f"bad value {text!r} for config key {key!r}: expected {_type_name(tp)}"
             ) from None
@@ -115,8 +115,8 @@ def apply_overrides(config: C, overrides: list[str] | tuple[str, ...]) -> C:
     if callable(validate):
         try:
             validate()
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        except (ValueError, TypeError, OverflowError, KeyError) as err:
+            raise ConfigError(str(err.args[0] if err.args else err)) from None
     return new
 
 
@@ -126,6 +126,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_hash(config: Any, length: int = 8) -> str:
-    """Short stable hash of a config (used in run-folder names and to match resumes)."""
-    text = json.dumps(config_to_dict(config), sort_keys=True)
+    """Short stable hash of a config (used in run-folder names and to match resumes).
+
+    Fields declared with ``metadata={"affects_results": False}`` (fault injection, progress
+    settings) are left out, so a run may be resumed with them changed.
+    """
+    data = config_to_dict(config)
+    for f in dataclasses.fields(config):
+        if f.metadata.get("affects_results", True) is False:
+            data.pop(f.name, None)
+    text = json.dumps(data, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:length]

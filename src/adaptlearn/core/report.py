@@ -206,7 +206,7 @@ def render_run_markdown(
         "",
     ]
     if verdict:
-        lines += [f"{h}# Verdict on the paper's claim", ""] + _verdict_markdown(verdict, h + "#")
+        lines += [f"{h}# Verdict on the paper's claim", "", *_verdict_markdown(verdict, h + "#")]
     else:
         lines += ["**NO VERDICT.** No verdict was computed.", ""]
     for ours in results.get("our_verdicts", []):

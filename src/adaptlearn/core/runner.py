@@ -8,11 +8,13 @@ unfinished ones from their last checkpoint.
 
 The folder holds ``config.json``, ``environment.json`` (versions, machine, git commit),
 ``results.json`` (per method and metric: mean, interval and its kind, n, values; the claim and
-the verdict of :mod:`adaptlearn.core.verdict`), ``metrics.csv`` (curves), ``figures/*.png`` and ``report.md``.
+the verdict of :mod:`adaptlearn.core.verdict`), ``metrics.csv`` (curves), ``figures/*.png``,
+``report.md`` and ``run.log``. One process writes a run folder at a time (``.lock``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -28,14 +30,32 @@ from adaptlearn.core.io import atomic_write_csv, atomic_write_json, atomic_write
 from adaptlearn.core.registry import Experiment
 from adaptlearn.core.seeding import Rngs, seed_everything
 from adaptlearn.core.stats import json_safe, summarize
-from adaptlearn.core.trials import Trial, TrialFn, TrialResult, make_trials, run_trials
+from adaptlearn.core.trials import (
+    Trial,
+    TrialFailedError,
+    TrialFn,
+    TrialResult,
+    make_trials,
+    run_trials,
+)
 from adaptlearn.core.verdict import Claim, Precondition, Verdict, judge, rows_from_trials
 
-__all__ = ["RunContext", "RunOptions", "find_resumable", "run_experiment"]
+__all__ = [
+    "RunContext",
+    "RunError",
+    "RunFailedError",
+    "RunInterrupted",
+    "RunLock",
+    "RunOptions",
+    "find_resumable",
+    "run_experiment",
+]
 
 log = logging.getLogger(__name__)
 
 PARTIAL = ".partial"
+#: Largest seed (NumPy and torch seeds are 32-bit here).
+MAX_SEED = 2**32 - 1
 #: Version of the ``results.json`` layout; the report skips (and lists) older files.
 RESULTS_VERSION = 2
 
@@ -317,58 +337,231 @@ class RunContext:
         })
 
 
-def find_resumable(out: Path, name: str, chash: str) -> Path | None:
-    """Newest unfinished run folder of experiment ``name`` with config hash ``chash``."""
+class RunError(ValueError):
+    """A run that cannot start or finish for a reason the user can fix (exit code 2)."""
+
+
+def _read_config_json(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+    return data if isinstance(data, dict) else None
+
+
+def find_resumable(out: Path, name: str, chash: str, seed: int | None = None) -> Path | None:
+    """Newest unfinished run folder of experiment ``name`` with config hash ``chash`` and seed.
+
+    A folder whose ``config.json`` names another seed (or cannot be read) is never picked.
+    """
     parent = out / name
     if not parent.is_dir():
         return None
     candidates = sorted(p for p in parent.iterdir() if p.name.endswith(f"-{chash}{PARTIAL}"))
-    return candidates[-1] if candidates else None
+    for cand in reversed(candidates):
+        try:
+            cfg = _read_config_json(cand)
+        except RunError:
+            continue
+        if cfg is None or cfg.get("config_hash") != chash:
+            continue
+        if seed is not None and cfg.get("seed") != seed:
+            continue
+        return cand
+    return None
+
+
+def _check_resume_folder(run_dir: Path, name: str, chash: str, seed: int) -> None:
+    """Refuse ``--resume RUN_DIR`` unless it is an unfinished run of this config and seed."""
+    if not run_dir.is_dir():
+        raise RunError(f"--resume folder {run_dir} does not exist")
+    if not run_dir.name.endswith(PARTIAL):
+        raise RunError(f"--resume folder {run_dir} is a finished run; nothing to resume")
+    cfg = _read_config_json(run_dir)
+    if cfg is None:
+        raise RunError(f"--resume folder {run_dir} has no config.json; not a run folder")
+    if cfg.get("experiment") != name:
+        raise RunError(
+            f"--resume folder {run_dir} is a run of {cfg.get('experiment')!r}, not {name!r}"
+        )
+    if cfg.get("config_hash") != chash:
+        raise RunError(
+            f"--resume folder {run_dir} has config {cfg.get('config_hash')}, this command "
+            f"{chash}: use the same preset and --set values as the run being resumed"
+        )
+    if cfg.get("seed") != seed:
+        raise RunError(f"--resume folder {run_dir} has seed {cfg.get('seed')}, not {seed}")
+
+
+class RunFailedError(RuntimeError):
+    """A trial failed; the message is one line naming the trial, the log and how to resume."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``run_dir`` is the folder to resume."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+class RunLock:
+    """One writer per run folder: ``.lock`` holds the writer's pid (stale locks are taken over)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self._held = False
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`RunError` naming the process that holds it."""
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self._holder()
+                if pid is not None and _pid_alive(pid):
+                    raise RunError(
+                        f"run folder {self.path.parent} is being written by process {pid} "
+                        f"(lock {self.path}); wait for it or stop it"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its writer died
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            self._held = True
+            return
+        raise RunError(f"could not take the lock {self.path}")
+
+    def _holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        """Remove the lock file (only if this process holds it)."""
+        if self._held and self._holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self._held = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_experiment(experiment: Experiment, config: Any, options: RunOptions) -> Path:
-    """Run ``experiment`` with ``config``; return the finished run folder."""
-    from adaptlearn.core.report import render_run_markdown
+    """Run ``experiment`` with ``config``; return the finished run folder.
 
+    Everything that can be refused (device, seed, resume folder, output folder) is checked before
+    any folder is created. Raises :class:`RunError` for those.
+    """
     chash = config_hash(config)
+    if not 0 <= options.seed <= MAX_SEED:
+        raise RunError(f"--seed must be an int in [0, {MAX_SEED}]; got {options.seed}")
+    try:
+        resolve_device(options.device)
+    except ValueError as err:
+        raise RunError(str(err)) from None
+    if options.out.exists() and not options.out.is_dir():
+        raise RunError(f"--out {options.out} exists and is not a folder")
     run_dir: Path | None = None
+    resumed = False
     if options.resume:
         if isinstance(options.resume, str):
             run_dir = Path(options.resume)
-            if not run_dir.is_dir():
-                raise FileNotFoundError(f"`--resume` folder {run_dir} does not exist")
+            _check_resume_folder(run_dir, experiment.name, chash, options.seed)
         else:
-            run_dir = find_resumable(options.out, experiment.name, chash)
+            run_dir = find_resumable(options.out, experiment.name, chash, options.seed)
         if run_dir is None:
             log.warning(
-                "nothing to resume for %s (config %s); starting anew", experiment.name, chash
+                "nothing to resume for %s (config %s, seed %s); starting anew",
+                experiment.name, chash, options.seed,
             )
         else:
+            resumed = True
             log.info("resuming %s", run_dir)
     if run_dir is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         run_dir = options.out / experiment.name / f"{stamp}-{chash}{PARTIAL}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create run folder {run_dir}: {err.strerror or err}") from None
+    lock = RunLock(run_dir)
+    lock.acquire()
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    pkg_log = logging.getLogger("adaptlearn")
+    pkg_log.addHandler(handler)
+    try:
+        return _run_locked(experiment, config, options, run_dir, chash, resumed, lock)
+    except TrialFailedError as err:
+        log.error("run failed", exc_info=True)
+        raise RunFailedError(
+            f"{err} (traceback in {run_dir / 'run.log'}; continue with --resume {run_dir})"
+        ) from err
+    except KeyboardInterrupt:
+        log.warning("interrupted; resume with --resume %s", run_dir)
+        raise RunInterrupted(run_dir) from None
+    finally:
+        pkg_log.removeHandler(handler)
+        handler.close()
+        lock.release()
 
-    atomic_write_json(
-        run_dir / "config.json",
-        {
-            "experiment": experiment.name,
-            "preset": options.preset,
-            "seed": options.seed,
-            "config_hash": chash,
-            "config": config_to_dict(config),
-        },
-    )
-    env = describe_environment()
-    env.update(
+
+def _run_locked(
+    experiment: Experiment,
+    config: Any,
+    options: RunOptions,
+    run_dir: Path,
+    chash: str,
+    resumed: bool,
+    lock: RunLock,
+) -> Path:
+    from adaptlearn.core.report import render_run_markdown
+
+    if not resumed or not (run_dir / "config.json").exists():
+        atomic_write_json(
+            run_dir / "config.json",
+            {
+                "experiment": experiment.name,
+                "preset": options.preset,
+                "seed": options.seed,
+                "config_hash": chash,
+                "config": config_to_dict(config),
+            },
+        )
+    env_now = describe_environment()
+    env_now.update(
         {
             "backend": options.backend,
             "workers": options.workers,
             "threads_per_trial": options.threads,
         }
     )
-    atomic_write_json(run_dir / "environment.json", env)
+    env_path = run_dir / "environment.json"
+    env = env_now
+    if resumed and env_path.exists():
+        # Keep what the run started with; add each resume's commit and time.
+        try:
+            env = json.loads(env_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("%s unreadable; rewritten", env_path)
+            env = env_now
+        env.setdefault("resumes", []).append(
+            {"at": datetime.now(UTC).isoformat(), "git_commit": env_now.get("git_commit")}
+        )
+    atomic_write_json(env_path, env)
 
     ctx = RunContext(experiment, config, run_dir, options)
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -376,12 +569,17 @@ def run_experiment(experiment: Experiment, config: Any, options: RunOptions) -> 
     results = ctx.results()
     results["wall_s"] = time.perf_counter() - wall0
     results["driver_cpu_s"] = time.process_time() - cpu0
-    results["environment"] = {k: env[k] for k in ("platform", "cpu_count", "git_commit")}
+    results["environment"] = {k: env.get(k) for k in ("platform", "cpu_count", "git_commit")}
+    if env.get("resumes"):
+        results["environment"]["resumes"] = env["resumes"]
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_csv(run_dir / "metrics.csv", ctx.metrics)
     atomic_write_text(run_dir / "report.md", render_run_markdown(results))
 
     final = run_dir.with_name(run_dir.name.removesuffix(PARTIAL))
     if final != run_dir:
+        if final.exists():
+            raise RunError(f"cannot finish {run_dir}: {final} already exists")
+        lock.release()
         os.replace(run_dir, final)
     return final

@@ -140,6 +140,7 @@ class TrialContext:
     show_progress: bool = False
     device: str = "cpu"
     threads: int = 1
+    config_hash: str = ""
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -149,18 +150,42 @@ class TrialContext:
         return Path(self.checkpoint_dir) / f"{self.trial.key}.pt"
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The last checkpoint of this trial when resuming, else ``None``."""
+        """The last checkpoint of this trial when resuming, else ``None``.
+
+        A checkpoint that cannot be read, or that belongs to another trial or config, is
+        reported (logged and counted in the trial's ``extra["checkpoint_rejected"]``) and
+        the trial restarts from scratch; it is never silently reused.
+        """
         path = self.checkpoint_path
         if not self.resume or path is None or not path.exists():
             return None
+        try:
+            state = load_checkpoint(path)
+        except Exception as err:  # truncated or foreign file: torch raises many kinds
+            self._reject(path, f"unreadable ({type(err).__name__}: {err})")
+            return None
+        key, chash = state.pop(_CKPT_KEY, None), state.pop(_CKPT_CONFIG, None)
+        if key != self.trial.key or (self.config_hash and chash != self.config_hash):
+            self._reject(
+                path, f"written by trial {key!r} / config {chash!r}, not {self.trial.key!r} / "
+                f"{self.config_hash!r}"
+            )
+            return None
         log.info("resuming trial %s from %s", self.trial.key, path)
-        return load_checkpoint(path)
+        _RESUMED[self.trial.key] = str(path)
+        return state
+
+    def _reject(self, path: Path, why: str) -> None:
+        log.warning("checkpoint %s %s; trial %s restarts from scratch", path, why, self.trial.key)
+        _REJECTED[self.trial.key] = f"{path}: {why}"
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Atomically save ``state`` as this trial's checkpoint (no-op if disabled)."""
         path = self.checkpoint_path
         if path is not None:
-            save_checkpoint(path, state)
+            save_checkpoint(
+                path, {**state, _CKPT_KEY: self.trial.key, _CKPT_CONFIG: self.config_hash}
+            )
 
     def progress(self, iterable: Any = None, **kwargs: Any) -> Any:
         """A progress bar for this trial (off in workers and with ``--quiet``)."""
@@ -175,11 +200,21 @@ class TrialContext:
 
 TrialFn = Callable[[Trial, Any, TrialContext], dict[str, Any]]
 
+_CKPT_KEY = "_adaptlearn_trial_key"
+_CKPT_CONFIG = "_adaptlearn_config_hash"
+# Per process: which trials resumed from a checkpoint, or had one rejected (see _execute).
+_RESUMED: dict[str, str] = {}
+_REJECTED: dict[str, str] = {}
+
 
 def _execute(fn: TrialFn, trial: Trial, config: Any, tctx: TrialContext) -> dict[str, Any]:
     """Run one trial in the current process: pin threads, seed, time, check the return value."""
+    from adaptlearn.core.environment import git_commit
+
     pin_threads(tctx.threads)
     seed_everything(trial.seed)
+    _RESUMED.pop(trial.key, None)
+    _REJECTED.pop(trial.key, None)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         out = fn(trial, config, tctx)
@@ -196,9 +231,17 @@ def _execute(fn: TrialFn, trial: Trial, config: Any, tctx: TrialContext) -> dict
         wall_s=wall,
         cpu_s=cpu,
     )
+    if trial.key in _RESUMED:
+        result.extra["resumed_from_checkpoint"] = True
+    if trial.key in _REJECTED:
+        result.extra["checkpoint_rejected"] = _REJECTED[trial.key]
+    data = result.to_json()
+    data["key"] = trial.key
+    data["config_hash"] = tctx.config_hash
+    data["git_commit"] = git_commit()
     # Round-trip through strict JSON so every backend returns exactly what the cache would
     # (a non-finite metric becomes None everywhere, and is flagged by the summaries).
-    return json.loads(json.dumps(json_safe(result.to_json()), default=float, allow_nan=False))
+    return json.loads(json.dumps(json_safe(data), default=float, allow_nan=False))
 
 
 def run_trials(
@@ -242,20 +285,27 @@ def run_trials(
     if len(set(keys)) != len(keys):
         raise ValueError("trial keys must be unique (same method, seed and params twice?)")
 
+    from adaptlearn.core.config import config_hash as hash_of
+
+    chash = hash_of(config) if dataclasses.is_dataclass(config) else ""
     results: dict[str, TrialResult] = {}
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None and resume:
         for t in trials:
             path = cache / f"{t.key}.json"
             if path.exists():
-                results[t.key] = TrialResult.from_json(json.loads(path.read_text()))
-                log.info("trial %s loaded from cache", t.key)
+                cached = _load_cached(path, t, chash)
+                if cached is not None:
+                    results[t.key] = cached
+                    log.info("trial %s loaded from cache", t.key)
     todo = [t for t in trials if t.key not in results]
     ckpt = str(checkpoint_dir) if checkpoint_dir is not None else None
 
     def contexts(local: bool) -> Iterator[tuple[Trial, TrialContext]]:
         for t in todo:
-            yield t, TrialContext(t, ckpt, resume, show_progress and local, device, threads)
+            yield t, TrialContext(
+                t, ckpt, resume, show_progress and local, device, threads, chash
+            )
 
     def store(data: dict[str, Any]) -> None:
         res = TrialResult.from_json(data)
@@ -279,7 +329,9 @@ def run_trials(
 
         ctx = mp.get_context("spawn")
         bar = progress(total=len(todo), desc="trials", disable=None if show_progress else True)
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_die_with_parent
+        ) as pool:
             futures = [pool.submit(_execute, fn, t, config, c) for t, c in contexts(local=False)]
             for fut in as_completed(futures):
                 store(fut.result())
@@ -288,6 +340,64 @@ def run_trials(
     else:
         _run_ray(fn, list(contexts(local=False)), config, workers, ray_address, store)
     return [results[k] for k in keys]
+
+
+def _load_cached(path: Path, trial: Trial, chash: str) -> TrialResult | None:
+    """A cached trial result, or None (logged, naming the file) when it is unusable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key", trial.key) != trial.key:
+            raise ValueError(f"it holds trial {data.get('key')!r}")
+        if chash and data.get("config_hash", chash) != chash:
+            raise ValueError(f"it was written for config {data.get('config_hash')!r}")
+        result = TrialResult.from_json(data)
+        if result.trial.key != trial.key:
+            raise ValueError(f"it holds trial {result.trial.key!r}")
+        return result
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        log.warning("trial cache %s unusable (%s: %s); the trial runs again", path,
+                    type(err).__name__, err)
+        return None
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Raise ValueError when a ``host:port`` Ray address does not answer within ``timeout_s``."""
+    import socket
+
+    if address == "auto" or (address.startswith("ray://") and ":" not in address[6:]):
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise ValueError(f"--address must be 'auto' or HOST:PORT; got {address!r}") from None
+    try:
+        with socket.create_connection((host or "127.0.0.1", port_n), timeout=timeout_s):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"Ray address {address!r} did not answer within {timeout_s:g} s ({err})"
+        ) from None
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: ask Linux to end this process when its parent dies."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except OSError:
+        pass
+    if os.getppid() == 1:  # the parent died before the call above
+        os._exit(1)
 
 
 def _run_ray(
@@ -310,6 +420,7 @@ def _run_ray(
         if address is None:
             kwargs["num_cpus"] = workers
         else:
+            _check_reachable(address)
             kwargs["address"] = address
         # Workers must import adaptlearn from the same source tree as the driver.
         src = str(Path(__file__).resolve().parents[2])

@@ -34,8 +34,12 @@ def check_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
     owner: str | None = None,
+    allow_inf: bool = False,
 ) -> float:
     """Check that ``value`` is a real number in the given interval and return it as float.
+
+    Infinities are refused unless ``allow_inf`` (an unbounded side of the interval is shown as
+    ``inf`` but is open: ``[0, inf)`` does not contain ``inf``).
 
     Raises:
         ValueError: naming ``name`` (and ``owner``), the interval and the value given.
@@ -46,8 +50,11 @@ def check_range(
     message = f"{_subject(name, owner)} must be a float in {interval}; got {value!r}"
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(message)
-    x = float(value)
-    if math.isnan(x):
+    try:
+        x = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(message) from None
+    if math.isnan(x) or (math.isinf(x) and not allow_inf):
         raise ValueError(message)
     below = x < low if low_inclusive else x <= low
     above = x > high if high_inclusive else x >= high

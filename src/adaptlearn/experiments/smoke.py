@@ -8,7 +8,7 @@ a results table and a verdict judged by the protocol of :mod:`adaptlearn.core.ve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,7 +44,7 @@ class SmokeConfig:
     """Seeds per method."""
     checkpoint_every: int = 50
     """Steps between checkpoints."""
-    fail_at_step: int = -1
+    fail_at_step: int = field(default=-1, metadata={"affects_results": False})
     """Fault injection for tests: raise at this step (-1: never)."""
 
     def validate(self) -> None:
