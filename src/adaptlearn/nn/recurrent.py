@@ -524,10 +524,14 @@ class _MRNNBase(_LongMemoryBase):
         return 0.5 * torch.sigmoid(self.d_logit)
 
     def _elman(self, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b: Tensor | None) -> Tensor:
-        """``h_t = tanh(w_ih x_t + w_hh h_{t-1} + b)`` over ``(T, B, .)``, torch's fused loop."""
+        """``h_t = tanh(w_ih x_t + w_hh h_{t-1} + b)`` over ``(T, B, .)``, torch's fused loop.
+
+        The module's training flag reaches the fused call: cuDNN refuses a backward through an
+        RNN run with ``train=False``.
+        """
         params = [w_ih, w_hh] if b is None else [w_ih, w_hh, b, torch.zeros_like(b)]
         out, _ = torch.rnn_tanh(
-            x, h0.unsqueeze(0), params, b is not None, 1, 0.0, False, False, False
+            x, h0.unsqueeze(0), params, b is not None, 1, 0.0, self.training, False, False
         )
         return out
 
