@@ -390,3 +390,11 @@ def test_fused_output_modified_in_place_is_caught_by_autograd():
     out.mul_(2.0)  # allowed, as after nn.LSTM (e.g. an in-place dropout or activation) ...
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()  # ... but the gradient that needed the old values is refused
+
+
+@pytest.mark.parametrize("cls", [MRNN, MRNNF, MLSTM, MLSTMF])
+@pytest.mark.parametrize("shape", [(0, 2, 3), (4, 0, 3), (0, 3)])
+def test_empty_sequences_give_the_same_clear_error_in_every_layer(cls, shape):
+    layer = cls(3, 4, memory_length=5)
+    with pytest.raises(ValueError, match="length >= 1 and a batch >= 1"):
+        layer(torch.zeros(shape))

@@ -207,6 +207,12 @@ class _LongMemoryBase(nn.Module):
             raise ValueError(
                 f"{owner} expects input_size={self.input_size} features; got {x.shape[-1]}"
             )
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            # the same in every layer (and like nn.LSTM, which refuses empty sequences)
+            raise ValueError(
+                f"{owner} needs a sequence of length >= 1 and a batch >= 1; got input "
+                f"{tuple(input.shape)}"
+            )
         batch = x.shape[1]
         if state is None:
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
