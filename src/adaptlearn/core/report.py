@@ -330,7 +330,9 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3} img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
 .scroll{overflow-x:auto;max-width:100%}
 pre{background:#f6f8fa;padding:0.6em;overflow-x:auto}
-.supported{color:#1a7f37}.not-supported{color:#cf222e}.inconclusive{color:#9a6700}
+section.supported h2,section.supported h3+p strong{color:#1a7f37}
+section.not-supported h2,section.not-supported h3+p strong{color:#cf222e}
+section.inconclusive h2,section.inconclusive h3+p strong{color:#9a6700}
 section{border-top:2px solid #ddd;margin-top:2em}
 """
 
