@@ -81,6 +81,7 @@ def test_resume_keeps_the_original_environment_and_records_the_resume(tmp_path):
     assert env["git_commit"] == "the-commit-it-started-at" and len(env["resumes"]) == 1
     results = json.loads((done / "results.json").read_text())
     assert results["environment"]["resumes"] == env["resumes"]
+    assert results["trial_flags"]["sgd-seed0"] == {"resumed_from_checkpoint": True}
 
 
 # --- one writer -------------------------------------------------------------------------------

@@ -147,6 +147,7 @@ class RunContext:
         self._sections: list[tuple[str, str]] = []
         self._figures: list[str] = []
         self._extra: dict[str, Any] = {}
+        self._trial_flags: dict[str, dict[str, Any]] = {}
         self.verdict: Verdict | None = None
         self.our_verdicts: list[Verdict] = []
         self.timing: dict[str, dict[str, float]] = defaultdict(
@@ -234,6 +235,13 @@ class RunContext:
         directions = higher_is_better or {}
         self.rows.extend(rows_from_trials(results))
         for r in results:
+            flags = {
+                k: r.extra[k]
+                for k in ("resumed_from_checkpoint", "checkpoint_rejected")
+                if k in r.extra
+            }
+            if flags:
+                self._trial_flags[r.trial.key] = flags
             name = r.trial.method
             if label == "method+params" and r.trial.params:
                 name += "(" + ",".join(f"{k}={v}" for k, v in r.trial.params) + ")"
@@ -333,6 +341,9 @@ class RunContext:
             "figures": self._figures,
             "sections": [{"title": t, "markdown": md} for t, md in self._sections],
             "extra": self._extra,
+            # trials that resumed from a checkpoint (not bit-exact for every family: see the
+            # method cards) or whose checkpoint was rejected and restarted from scratch
+            "trial_flags": self._trial_flags,
             "command": self.options.command,
         })
 
