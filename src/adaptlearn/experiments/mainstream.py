@@ -8,11 +8,19 @@ against the real classifiers run on a synthetic event stream sampled at several 
 Then, from the measured profiles, schedule N concurrent apps under a range of compute budgets
 with Mainstream (greedy), No-Sharing (every app its own full model) and Max-Sharing (everything
 but the head shared), and compare mean event F1.
+
+Every scheduler chooses from profiles measured on one set of held-out frames (the *choosing*
+profiles, to which the reference's monotone repair may be applied) and every schedule is scored
+with the raw (a, q) measured on a second, disjoint set of frames (the *scoring* profiles): a
+schedule is credited with what its classifiers would really do, never with the numbers that chose
+it (no winner's curse, no repaired classifier that was never measured). The best static
+baseline is the one of No-Sharing / Max-Sharing that looks better on the choosing profiles.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +39,7 @@ from adaptlearn.core import (
     register,
     spawn_seeds,
 )
+from adaptlearn.core.verdict import Claim, Comparison, Precondition, Verdict, judge
 from adaptlearn.mainstream import (
     AppSpec,
     CostModel,
@@ -57,14 +66,20 @@ from adaptlearn.mainstream.video import (
 )
 
 METHODS = ("mainstream", "no_sharing", "max_sharing")
+#: Methods scored per cell; ``best_static`` is the static baseline that looks better on the
+#: choosing profiles.
+SCORED = (*METHODS, "mainstream_paper", "best_static")
+#: Chance accuracy of the 36-way base task (shape x colour).
+BASE_CHANCE = 1.0 / 36.0
 
 
 @dataclass
 class MainstreamConfig:
     """Config of the Mainstream experiment (defaults = ``quick``)."""
 
-    n_seeds: int = 2
-    """Seeds (each: its own data, base model, fine-tunes, profiles and schedules)."""
+    n_seeds: int = 3
+    """Seeds (each: its own data, base model, fine-tunes, profiles and schedules); the verdict
+    pairs by seed and needs >= 3."""
     image_size: int = 24
     """Frame side in pixels."""
     widths: tuple[int, ...] = (8, 16, 32, 32)
@@ -78,7 +93,8 @@ class MainstreamConfig:
     app_frames: int = 1200
     """Fine-tuning frames per app (half positive)."""
     app_test_frames: int = 800
-    """Held-out frames per app for a(k) and q(k)."""
+    """Held-out frames per app for a(k) and q(k), in each of two disjoint sets: the choosing
+    profiles (schedulers pick from them) and the scoring profiles (schedules are scored on them)."""
     app_epochs: int = 4
     """Fine-tuning epochs per app and depth."""
     lr: float = 3e-3
@@ -164,11 +180,13 @@ def profile_seed(trial: Trial, cfg: MainstreamConfig, tctx: TrialContext) -> dic
     layers = profile_layers(base, torch.from_numpy(xb[:64]))
 
     profiles: dict[str, list[list[float]]] = {}
+    scoring: dict[str, list[list[float]]] = {}
     validation: list[dict[str, Any]] = []
     for j, concept in enumerate(tctx.progress(cfg.apps, desc="apps")):
         rng = np.random.default_rng(seeds[3 + j])
         x, y = make_concept_dataset(concept, cfg.app_frames, rng, image_size=cfg.image_size)
         xt, yt = make_concept_dataset(concept, cfg.app_test_frames, rng, image_size=cfg.image_size)
+        xh, yh = make_concept_dataset(concept, cfg.app_test_frames, rng, image_size=cfg.image_size)
         stream = make_event_stream(
             concept, cfg.stream_segments, rng, fps=cfg.stream_fps,
             event_length_s=cfg.stream_event_length_s,
@@ -176,12 +194,14 @@ def profile_seed(trial: Trial, cfg: MainstreamConfig, tctx: TrialContext) -> dic
         )
         xs = torch.from_numpy(stream.frames)
         rho = float(stream.segment_is_event.mean())
-        rows = []
+        rows, scoring_rows = [], []
         for k in depths:
             model = fine_tune(base, k, torch.from_numpy(x), torch.from_numpy(y), generator=gen,
                               epochs=cfg.app_epochs, lr=cfg.lr, batch_size=cfg.batch_size)
             opt = measure_stem_option(model, k, torch.from_numpy(xt), torch.from_numpy(yt))
             rows.append([k, opt.recall, opt.false_positive_rate])
+            held = measure_stem_option(model, k, torch.from_numpy(xh), torch.from_numpy(yh))
+            scoring_rows.append([k, held.recall, held.false_positive_rate])
             pred = (predict_scores(model, xs) >= 0.5).numpy()
             c = estimate_correlation(pred, stream.labels, stream.segment)
             for f in cfg.validation_fps:
@@ -196,6 +216,7 @@ def profile_seed(trial: Trial, cfg: MainstreamConfig, tctx: TrialContext) -> dic
                         max(rho, 1e-6), c, cfg.stream_fps, float(f), hop_basis=basis)
                 validation.append(row)
         profiles[concept] = rows
+        scoring[concept] = scoring_rows
     err = {b: float(np.mean([abs(r[f"model_f1_{b}"] - r["empirical_f1"]) for r in validation]))
            for b in ("stream", "legacy")}
     recall = np.array([[r[1] for r in rows] for rows in profiles.values()])
@@ -209,6 +230,7 @@ def profile_seed(trial: Trial, cfg: MainstreamConfig, tctx: TrialContext) -> dic
         },
         "extra": {
             "profiles": profiles,
+            "scoring_profiles": scoring,
             "layers": [{"name": lp.name, "flops": lp.flops, "time_ms": lp.time_ms}
                        for lp in layers],
             "validation": validation,
@@ -235,53 +257,150 @@ def _random_apps(pool: list[list[list[float]]], names: list[str], n: int,
 
 
 def _solve(method: str, apps: list[AppSpec], budget: float, cm: CostModel,
-           cfg: MainstreamConfig) -> float:
+           cfg: MainstreamConfig) -> Any:
+    """The schedule ``method`` picks from the choosing profiles (None if infeasible)."""
     kw = {"fps_options": cfg.fps_options, "hop_basis": cfg.hop_basis}
     try:
         if method == "mainstream":
-            return schedule(apps, budget, cm, **kw).mean_f1
+            return schedule(apps, budget, cm, **kw)
         if method == "mainstream_paper":
-            return schedule(apps, budget, cm, multi_start=False, **kw).mean_f1
+            return schedule(apps, budget, cm, multi_start=False, **kw)
         if method == "exhaustive":
-            return schedule(apps, budget, cm, search="exhaustive", **kw).mean_f1
+            return schedule(apps, budget, cm, search="exhaustive", **kw)
         if method == "no_sharing":
-            return no_sharing(apps, budget, cm, **kw).mean_f1
-        return max_sharing(apps, budget, cm, **kw).mean_f1
+            return no_sharing(apps, budget, cm, **kw)
+        return max_sharing(apps, budget, cm, **kw)
     except InfeasibleBudgetError:
-        return 0.0  # the apps cannot all run at any allowed rate: no events detected
+        return None  # the apps cannot all run at any allowed rate: no events detected
+
+
+def scored_f1(sched: Any, apps: list[AppSpec], scoring: list[list[list[float]]],
+              cfg: MainstreamConfig) -> float:
+    """Mean event F1 of ``sched`` with the raw scoring profiles (0 for an infeasible budget).
+
+    ``scoring[i]`` is app ``i``'s measured ``[k, a(k), q(k)]`` rows on the scoring frames.
+    """
+    if sched is None:
+        return 0.0
+    f1s = []
+    for app, conf, prof in zip(apps, sched.configs, scoring, strict=True):
+        _, a, q = next(r for r in prof if int(r[0]) == conf.frozen_layers)
+        f1s.append(event_f1(a, q, app.event_length_s, app.event_frequency, app.correlation,
+                            cfg.stream_fps, conf.fps, hop_basis=cfg.hop_basis))
+    return float(np.mean(f1s))
 
 
 def sweep(profiles: dict[str, list[list[float]]], layers: list[dict[str, float]],
-          cfg: MainstreamConfig, seed: int) -> list[dict[str, Any]]:
-    """Mean event F1 of every method for every (N, budget) cell, averaged over setups."""
+          cfg: MainstreamConfig, seed: int,
+          scoring: dict[str, list[list[float]]] | None = None) -> list[dict[str, Any]]:
+    """Scored mean event F1 of every method for every (N, budget) cell, averaged over setups.
+
+    Schedulers choose from ``profiles``; schedules are scored on ``scoring`` (default: the same
+    profiles, which only tests and the greedy-gap check should use). Each row also holds the
+    F1 the scheduler expected (``<method>_chosen``).
+    """
     key = "time_ms" if cfg.cost_basis == "time" else "flops"
     cm = CostModel(tuple(lay[key] for lay in layers), cfg.stream_fps)
     names = list(profiles)
     pool = [profiles[n] for n in names]
+    score_pool = [(scoring or profiles)[n] for n in names]
     methods = [*METHODS, "mainstream_paper"]
     rows = []
     for n in cfg.n_apps:
         rng = np.random.default_rng([seed, n])
         setups = [_random_apps(pool, names, n, rng) for _ in range(cfg.setups)]
+        app_scoring = [score_pool[i % len(pool)] for i in range(n)]
         for b in cfg.budgets:
             budget = b * cm.full_model_cost
             row: dict[str, Any] = {"seed": seed, "n_apps": n, "budget": b}
             ms = [*methods, "exhaustive"] if n <= cfg.exhaustive_max_apps else methods
-            for m in ms:
-                row[m] = float(np.mean([_solve(m, apps, budget, cm, cfg) for apps in setups]))
-            # frame-by-frame execution of Mainstream's schedules vs the model's cost
+            got: dict[str, list[float]] = defaultdict(list)
             ratios = []
             for apps in setups:
-                try:
-                    s = schedule(apps, budget, cm, fps_options=cfg.fps_options,
-                                 hop_basis=cfg.hop_basis)
-                except InfeasibleBudgetError:
-                    continue
-                d, f = [c.frozen_layers for c in s.configs], [c.fps for c in s.configs]
-                ratios.append(cm.executed_cost(d, f) / max(s.cost, 1e-12))
+                chosen = {m: _solve(m, apps, budget, cm, cfg) for m in ms}
+                for m, sched in chosen.items():
+                    got[m].append(scored_f1(sched, apps, app_scoring, cfg))
+                    got[f"{m}_chosen"].append(0.0 if sched is None else sched.mean_f1)
+                # the static policy an operator would pick, judged on the choosing profiles
+                static = max(("no_sharing", "max_sharing"), key=lambda m: got[f"{m}_chosen"][-1])
+                got["best_static"].append(got[static][-1])
+                s = chosen["mainstream"]
+                if s is not None:  # frame-by-frame execution vs the model's cost
+                    d, f = [c.frozen_layers for c in s.configs], [c.fps for c in s.configs]
+                    ratios.append(cm.executed_cost(d, f) / max(s.cost, 1e-12))
+            row.update({m: float(np.mean(v)) for m, v in got.items()})
             row["executed_over_model_cost"] = float(np.mean(ratios)) if ratios else float("nan")
             rows.append(row)
     return rows
+
+
+def verdict_rows(cells: Sequence[Mapping[str, Any]], base_accuracy: Mapping[int, float]
+                 ) -> list[dict[str, Any]]:
+    """Per-seed rows the verdict is judged on (a pure function of the sweep's cells).
+
+    ``f1`` per method: scored mean event F1 over the cells with N >= 2 concurrent apps (sharing
+    can only pay off there); ``gain`` of Mainstream over the best static baseline at the
+    largest and at the smallest N >= 2; ``base_accuracy`` per seed.
+    """
+    rows: list[dict[str, Any]] = []
+    for seed in sorted({int(c["seed"]) for c in cells}):
+        mine = [c for c in cells if int(c["seed"]) == seed and c["n_apps"] >= 2]
+        if not mine:
+            continue
+        for m in SCORED:
+            rows.append({"method": m, "seed": seed, "scope": "concurrent",
+                         "f1": float(np.mean([c[m] for c in mine]))})
+        ns = sorted({c["n_apps"] for c in mine})
+        for label, n in (("gain_at_most_apps", ns[-1]), ("gain_at_fewest_apps", ns[0])):
+            at = [c for c in mine if c["n_apps"] == n]
+            rows.append({"method": label, "seed": seed, "n_apps": n, "gain": float(
+                np.mean([c["mainstream"] - c["best_static"] for c in at]))})
+        rows.append({"method": "base", "seed": seed,
+                     "base_accuracy": float(base_accuracy.get(seed, float("nan")))})
+    return rows
+
+
+#: The paper's claim, as checked here. Margins: 0.02 mean event F1 is the smallest gain over the
+#: best static policy a reader would call real (seed-to-seed noise of the scored F1 at the quick
+#: preset is about 0.01-0.02); the paper reports far larger gains (up to 87x / 47%). "Largest
+#: gains as N grows": the gain at the largest N must exceed the gain at the smallest N >= 2.
+CLAIM = Claim(
+    statement="with N >= 2 concurrent apps, Mainstream's schedules reach a higher mean event F1 "
+    "than the best static policy (No-Sharing or Max-Sharing, picked on the choosing profiles), "
+    "scored on held-out profiles, by >= 0.02; and its gain is larger at the largest N than at "
+    "the smallest",
+    comparisons=(
+        Comparison("f1", "mainstream", "best_static", margin=0.02, where={"scope": "concurrent"},
+                   label="Mainstream vs best static: scored mean event F1 (N >= 2)"),
+        Comparison("gain", "gain_at_most_apps", "gain_at_fewest_apps", margin=0.0,
+                   label="gain over best static: largest N vs smallest N >= 2"),
+    ),
+    min_pairs=3,
+)
+
+
+def verdict(rows: Sequence[Mapping[str, Any]], *, preset: str = "quick") -> Verdict:
+    """The Mainstream verdict from :func:`verdict_rows` (pure).
+
+    Controls: the base model beats chance on its 36-way task by 2x in every seed (a stem that
+    learned nothing has nothing worth sharing), and some static policy detects events (mean
+    scored F1 >= 0.1), else the comparison says nothing about scheduling.
+    """
+    acc = [r["base_accuracy"] for r in rows if r.get("method") == "base"]
+    static = [r["f1"] for r in rows if r.get("method") == "best_static"]
+    pre = [
+        Precondition(
+            f"base model beats chance (2 x {BASE_CHANCE:.3f}) in every seed",
+            ok=bool(acc) and all(np.isfinite(a) and a >= 2 * BASE_CHANCE for a in acc),
+            detail="base accuracy " + ", ".join(f"{a:.3f}" for a in acc),
+        ),
+        Precondition(
+            "the best static policy detects events (mean scored F1 >= 0.1)",
+            ok=bool(static) and float(np.mean(static)) >= 0.1,
+            detail=f"mean {np.mean(static):.3f}" if static else "no cells with N >= 2",
+        ),
+    ]
+    return judge(CLAIM, rows, preconditions=pre, preset=preset)
 
 
 # --- the experiment ---------------------------------------------------------------------------
@@ -315,7 +434,8 @@ def run(cfg: MainstreamConfig, ctx: RunContext) -> None:
     results = ctx.run_trials(profile_seed, ctx.make_trials(["profile"]))
     cells: list[dict[str, Any]] = []
     for r in results:
-        cells += sweep(r.extra["profiles"], r.extra["layers"], cfg, r.trial.seed)
+        cells += sweep(r.extra["profiles"], r.extra["layers"], cfg, r.trial.seed,
+                       scoring=r.extra["scoring_profiles"])
     ctx.note("profiling", {str(r.trial.seed): r.final for r in results})
     ctx.add_section("Profiling (per seed)", "\n".join(
         ["| seed | " + " | ".join(results[0].final) + " |",
@@ -327,7 +447,7 @@ def run(cfg: MainstreamConfig, ctx: RunContext) -> None:
 
     # per-seed summaries: mean F1 over all cells, and at the largest N with the smallest budget
     hardest = (max(cfg.n_apps), min(cfg.budgets))
-    for m in [*METHODS, "mainstream_paper"]:
+    for m in SCORED:
         for seed in ctx.seeds:
             mine = [c for c in cells if c["seed"] == seed]
             ctx.add_result(m, "mean_event_f1", float(np.mean([c[m] for c in mine])),
@@ -337,7 +457,9 @@ def run(cfg: MainstreamConfig, ctx: RunContext) -> None:
                            higher_is_better=True)
 
     _figures(ctx, cfg, results, cells)
-    _tables_and_verdict(ctx, cfg, results, cells)
+    _tables(ctx, cfg, results, cells)
+    base_acc = {r.trial.seed: r.final["base_accuracy"] for r in results}
+    ctx.set_verdict(verdict(verdict_rows(cells, base_acc), preset=ctx.preset))
 
 
 def _mean_cells(
@@ -423,18 +545,23 @@ def _figures(ctx: RunContext, cfg: MainstreamConfig, results: list[TrialResult],
     ctx.save_figure(fig, "f1_model_validation")
 
 
-def _tables_and_verdict(ctx: RunContext, cfg: MainstreamConfig, results: list[TrialResult],
-                        cells: list[dict[str, Any]]) -> None:
+def _tables(ctx: RunContext, cfg: MainstreamConfig, results: list[TrialResult],
+            cells: list[dict[str, Any]]) -> None:
     by = _mean_cells(cells, ("n_apps", "budget"))
-    lines = ["| N | budget | Mainstream | No-Sharing | Max-Sharing | paper greedy |"
-             + (" exhaustive |" if cfg.exhaustive_max_apps else ""),
-             "|---|---|---|---|---|---|" + ("---|" if cfg.exhaustive_max_apps else "")]
+    lines = ["| N | budget | Mainstream | No-Sharing | Max-Sharing | best static | paper greedy |"
+             " Mainstream expected |" + (" exhaustive |" if cfg.exhaustive_max_apps else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if cfg.exhaustive_max_apps else "")]
     for (n, b), v in sorted(by.items()):
         ex = f" {v['exhaustive']:.3f} |" if "exhaustive" in v else (
             " |" if cfg.exhaustive_max_apps else "")
         lines.append(f"| {n} | {b:g} | {v['mainstream']:.3f} | {v['no_sharing']:.3f} | "
-                     f"{v['max_sharing']:.3f} | {v['mainstream_paper']:.3f} |{ex}")
-    ctx.add_section("Mean event F1 per cell (mean over seeds and setups)", "\n".join(lines))
+                     f"{v['max_sharing']:.3f} | {v['best_static']:.3f} | "
+                     f"{v['mainstream_paper']:.3f} | {v['mainstream_chosen']:.3f} |{ex}")
+    ctx.add_section(
+        "Scored mean event F1 per cell (mean over seeds and setups)",
+        "Every schedule is scored with the raw profiles measured on held-out frames that no "
+        "scheduler saw; *Mainstream expected* is the F1 it predicted from its choosing profiles "
+        "(the gap is the winner's curse the scoring split removes).\n\n" + "\n".join(lines))
 
     prof = ["| app | " + " | ".join(f"k={k}" for k in range(len(cfg.widths) + 1)) + " |",
             "|---|" + "---|" * (len(cfg.widths) + 1)]
@@ -485,17 +612,3 @@ def _tables_and_verdict(ctx: RunContext, cfg: MainstreamConfig, results: list[Tr
                        "paper_greedy_min_margin": min(paper_margin),
                        "cells_strictly_better": strict_wins, "cells": len(by),
                        "greedy_gap_vs_exhaustive": gap, "f1_model_mae": mae})
-    ok = min(margin) >= -1e-9 and strict_wins > 0
-    ctx.set_verdict(
-        f"Over {len(by)} (N, budget) cells, Mainstream's mean event F1 is >= the best static "
-        f"baseline in every cell (min margin {min(margin):+.3f}) and higher by > 0.01 in "
-        f"{strict_wins}; up to {max(ratios_no, default=float('nan')):.1f}x No-Sharing "
-        f"(No-Sharing detects nothing in {zero_no} cells where Mainstream does) and up to "
-        f"{100 * max(gains_max, default=float('nan')):.0f}% over Max-Sharing (paper: 87x and "
-        f"47%). The paper's single-start greedy alone has min margin {min(paper_margin):+.3f}. "
-        f"Greedy is within {max(gap, default=0.0):.3f} of exhaustive for N <= "
-        f"{cfg.exhaustive_max_apps}. The event-F1 model's mean absolute error against the real "
-        f"classifiers on sampled streams is {mae['stream']:.3f} (stream hop basis) vs "
-        f"{mae['legacy']:.3f} (reference code's basis).",
-        supported=ok,
-    )
