@@ -4,17 +4,22 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from adaptlearn.cli import main
 from adaptlearn.experiments.selective_backprop import (
     TRAIN_STEP_FORWARDS,
+    VERDICT_TARGETS,
     SelectiveBackpropConfig,
     load_dataset,
+    our_verdict,
     race,
     speedup_table,
+    target_key,
     time_to_target,
+    verdict,
 )
 from adaptlearn.selection import make_teacher_classification
 
@@ -25,7 +30,10 @@ def test_tiny_preset_writes_results_curves_figures_and_verdict(tmp_path):
     assert code == 0
     (run_dir,) = (tmp_path / "selective-backprop").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["verdict"] and results["supported"] in (True, False, None)
+    assert (results["verdict"]["outcome"], results["verdict"]["reason"]) == (
+        "inconclusive", "plumbing-only")
+    (ours,) = results["our_verdicts"]
+    assert ours["ours"] and ours["reason"] == "plumbing-only" and "AdaptSB" in ours["statement"]
     methods = results["methods"]
     assert {"traditional@teacher", "sb@teacher", "stale-sb@teacher", "random@teacher",
             "kath18@teacher", "adapt-sb@teacher+noise0.2"} <= set(methods)
@@ -130,3 +138,55 @@ def test_config_validation_names_the_field(field, value, match):
     cfg = SelectiveBackpropConfig(**{field: value})
     with pytest.raises(ValueError, match=match):
         cfg.validate()
+
+
+def _rows(rng, speedup, n_seeds=5, adapt_gain=0.0, trad_error=0.03, censor_trad=False):
+    """Verdict rows of the real shape: digits clean + noisy, CPU seconds to each target."""
+    rows = []
+    for seed in range(n_seeds):
+        base = 20.0 * (1 + 0.1 * rng.normal())
+        for m in ("traditional", "sb", "stale-sb", "random", "kath18", "adapt-sb"):
+            f = speedup if m == "sb" else 1.0
+            row = {"method": m, "seed": seed, "dataset": "digits", "noise": 0.0,
+                   "final_error": trad_error + 0.002 * rng.normal()}
+            for mult in VERDICT_TARGETS:
+                row[target_key(mult)] = base / f * (1 + 0.08 * rng.normal()) / mult
+                row[target_key(mult) + "_censored"] = censor_trad and m == "traditional"
+            rows.append(row)
+        sb_noisy = 0.1 + 0.01 * rng.normal()
+        for m, e in (("traditional", 0.12), ("sb", sb_noisy), ("adapt-sb", sb_noisy - adapt_gain)):
+            rows.append({"method": m, "seed": seed, "dataset": "digits", "noise": 0.2,
+                         "final_error": e + 0.005 * rng.normal()})
+    return rows
+
+
+def test_sb_verdict_null_is_never_supported():
+    rng = np.random.default_rng(0)
+    outcomes = {verdict(_rows(rng, 1.0), "digits").outcome for _ in range(200)}
+    assert "supported" not in outcomes
+
+
+def test_sb_verdict_planted_speedup_is_supported():
+    v = verdict(_rows(np.random.default_rng(1), 2.0), "digits")
+    assert (v.outcome, v.reason) == ("supported", "holds")
+    assert all(c.comparison.scale == "ratio" for c in v.comparisons)
+
+
+def test_sb_verdict_controls_and_power():
+    rng = np.random.default_rng(2)
+    assert verdict(_rows(rng, 2.0, trad_error=0.9), "digits").reason == "control-failed"
+    assert verdict(_rows(rng, 2.0, censor_trad=True), "digits").reason == "underpowered"
+    assert verdict(_rows(rng, 2.0, n_seeds=2), "digits").reason == "underpowered"
+    assert verdict(_rows(rng, 2.0), "digits", preset="tiny").reason == "plumbing-only"
+
+
+def test_adaptsb_losing_to_sb_cannot_change_the_papers_verdict():
+    rng = np.random.default_rng(3)
+    rows = _rows(rng, 2.0, adapt_gain=-0.05)  # AdaptSB clearly worse than SB
+    assert verdict(rows, "digits").outcome == "supported"
+    ours = our_verdict(rows, "digits", 0.2)
+    assert ours.ours and ours.outcome == "not supported"
+    better = our_verdict(_rows(rng, 1.0, adapt_gain=0.05), "digits", 0.2)
+    assert better.outcome == "supported"
+    null = {our_verdict(_rows(rng, 1.0), "digits", 0.2).outcome for _ in range(100)}
+    assert "supported" not in null

@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,7 @@ class RunContext:
         *,
         higher_is_better: dict[str, bool] | None = None,
         label: str = "method",
+        censored: Callable[[TrialResult, str], bool] | None = None,
     ) -> None:
         """Record every trial's final metrics, curves (into ``metrics.csv``) and timing.
 
@@ -231,6 +232,8 @@ class RunContext:
             results: from :meth:`run_trials`.
             higher_is_better: direction per metric, for the comparison with the baseline.
             label: ``"method"`` groups by method name; ``"method+params"`` adds the params.
+            censored: ``censored(result, metric)`` is True where the value is only a bound (e.g.
+                steps to solve of a run that never solved: the budget).
         """
         directions = higher_is_better or {}
         self.rows.extend(rows_from_trials(results))
@@ -246,7 +249,13 @@ class RunContext:
             if label == "method+params" and r.trial.params:
                 name += "(" + ",".join(f"{k}={v}" for k, v in r.trial.params) + ")"
             for metric, value in r.final.items():
-                self.add_result(name, metric, value, higher_is_better=directions.get(metric))
+                self.add_result(
+                    name,
+                    metric,
+                    value,
+                    higher_is_better=directions.get(metric),
+                    censored=bool(censored(r, metric)) if censored is not None else False,
+                )
             for row in r.curve:
                 self.metrics.append({**r.trial.as_dict(), **row})
             self.timing[name]["wall_s"] += r.wall_s

@@ -31,7 +31,8 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ from adaptlearn.core import (
     new_figure,
     register,
 )
+from adaptlearn.core.verdict import Claim, Comparison, Precondition, Verdict, judge
 from adaptlearn.selection import (
     AdaptSB,
     Algorithm,
@@ -75,14 +77,13 @@ DATASETS = ("digits", "clusters", "teacher")
 #: Cost model: forward-equivalents of one training step per example (forward + backward, the
 #: backward costing about twice the forward's FLOPs); a selection forward counts 1.
 TRAIN_STEP_FORWARDS = 3.0
-#: CPU-time speedups at this scale move by ~10-15% between identical reruns, so a method counts
-#: as faster at a target only above this ratio.
-NOISE_MARGIN = 1.1
-#: The speedup the issue asks for on the main dataset.
-SPEEDUP_BAR = 1.5
-#: The tightest target (multiple of traditional's final error) SB must reach to count as faster;
-#: the 1.0x target is reported but not required (see ``_verdict``).
-TIGHTEST_REQUIRED_TARGET = 1.1
+#: Targets the verdict is judged at, as multiples of each seed's own traditional final error
+#: (traditional reaches them by construction; 1.1x and 1.0x are reported but sit within seed
+#: noise of traditional's last evaluations).
+VERDICT_TARGETS = (1.5, 1.25)
+#: Practical margin of the speedup: CPU-time speedups at this scale move by ~10-15% between
+#: identical reruns, so a speedup counts only when its interval clears 1.2x.
+SPEEDUP_MARGIN = 1.2
 
 
 @dataclass
@@ -535,7 +536,8 @@ def format_tables(summary: dict[str, Any], n_seeds: int, label: Callable[[str], 
     paper="Jiang et al., Accelerating Deep Learning by Focusing on the Biggest Losers "
     "(arXiv:1910.00762, 2019); AdaptSB: A. H. Jiang, CMU PhD thesis",
     claim="Selective-Backprop reaches a target test error up to 3.5x faster than traditional "
-    "training (Stale-SB a further 26% faster); AdaptSB keeps SB's gains when labels are noisy.",
+    "training (Stale-SB a further 26% faster). AdaptSB under label noise is our own addition, "
+    "judged separately.",
     config=SelectiveBackpropConfig,
     presets={
         "tiny": {"datasets": ("teacher",), "n_train": 2000, "n_test": 1000, "hidden": 64,
@@ -631,7 +633,7 @@ def run(cfg: SelectiveBackpropConfig, ctx: RunContext) -> None:
             "deterministic), backward passes = examples backpropagated."))
         _plot(ctx, by_method, summary, title, d, noise)
     ctx.note("time_to_target", _jsonable(summaries))
-    _verdict(cfg, ctx, groups, summaries)
+    _verdict(cfg, ctx, results, summaries)
 
 
 def _jsonable(x: Any) -> Any:
@@ -668,68 +670,110 @@ def _plot(ctx: RunContext, by_method: dict[str, list[dict[str, Any]]], summary: 
     ctx.save_figure(fig, f"error_vs_time_{dataset}" + (f"_noise{noise:g}" if noise > 0 else ""))
 
 
-def _verdict(cfg: SelectiveBackpropConfig, ctx: RunContext,
-             groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]],
+def target_key(mult: float) -> str:
+    """Row key of the CPU seconds to reach ``mult`` x the seed's traditional final error."""
+    return f"cpu_s_to_{mult:g}x"
+
+
+def verdict_rows(results: Sequence[Any], targets: Sequence[float] = VERDICT_TARGETS
+                 ) -> list[dict[str, Any]]:
+    """Per (dataset, noise, seed, method) rows: final error and CPU seconds to each target.
+
+    Targets are multiples of the same race's traditional final error. A method that never
+    reaches a target gets its whole training-loop CPU time there, flagged ``_censored``: a lower
+    bound of its time, so a censored SB can only look slower than it is (conservative).
+    """
+    rows = []
+    for r in results:
+        dataset, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
+        curves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in r.curve:
+            curves[row["race_method"]].append(row)
+        trad_final = r.final.get("traditional|final_error")
+        for method, curve in curves.items():
+            row = {"method": method, "seed": r.trial.seed, "dataset": dataset, "noise": noise,
+                   "final_error": r.final.get(f"{method}|final_error")}
+            total = float(curve[-1]["cpu_s"]) if curve else math.nan
+            for mult in targets:
+                t = (time_to_target(curve, mult * trad_final) if trad_final is not None
+                     else math.nan)
+                row[target_key(mult)] = total if math.isnan(t) else t
+                row[target_key(mult) + "_censored"] = bool(math.isnan(t))
+            rows.append(row)
+    return rows
+
+
+def paper_claim(main: str) -> Claim:
+    """SB reaches each target error faster than traditional training on the main dataset."""
+    return Claim(
+        statement=f"on {main} with clean labels, Selective-Backprop reaches "
+        f"{VERDICT_TARGETS[0]:g}x and {VERDICT_TARGETS[1]:g}x traditional training's final test "
+        "error in >= "
+        f"{SPEEDUP_MARGIN:g}x less training CPU time than traditional training (paired by seed)",
+        comparisons=tuple(
+            Comparison(target_key(m), "sb", "traditional", higher_is_better=False,
+                       scale="ratio", margin=SPEEDUP_MARGIN,
+                       where={"dataset": main, "noise": 0.0},
+                       label=f"SB vs traditional: CPU s to {m:g}x final error [{main}]")
+            for m in VERDICT_TARGETS
+        ),
+        min_pairs=3,
+    )
+
+
+def verdict(rows: Sequence[Mapping[str, Any]], main: str, *, preset: str = "quick",
+            detail: str = "") -> Verdict:
+    """The paper's verdict (pure). AdaptSB plays no part in it.
+
+    Controls: traditional training learns the main dataset (final error < 0.5 in every seed);
+    power: traditional reaches every target in every seed (its times are measured, not bounds).
+    """
+    trad = [r for r in rows if r["method"] == "traditional" and r["dataset"] == main
+            and r["noise"] == 0.0]
+    errors = [r["final_error"] for r in trad]
+    censored = sum(bool(r.get(target_key(m) + "_censored")) for r in trad
+                   for m in VERDICT_TARGETS)
+    pre = [
+        Precondition("traditional training learns the task (final error < 0.5 in every seed)",
+                     ok=bool(errors) and all(e is not None and e < 0.5 for e in errors),
+                     detail="final error "
+                     + ", ".join(f"{e:.3f}" for e in errors if e is not None)),
+        Precondition("traditional reaches every target in every seed", ok=censored == 0,
+                     detail=f"{censored} censored times", reason="underpowered"),
+    ]
+    return judge(paper_claim(main), rows, preconditions=pre, preset=preset, detail=detail)
+
+
+def our_verdict(rows: Sequence[Mapping[str, Any]], main: str, noise: float, *,
+                preset: str = "quick") -> Verdict:
+    """Ours, not the paper's: AdaptSB ends with a lower test error than SB under label noise."""
+    claim = Claim(
+        statement=f"(our addition) with {noise:.0%} shuffled labels on {main}, AdaptSB's final "
+        "test error is lower than SB's by > 0.5 points (paired by seed)",
+        # margin: half a percentage point of test error, about the seed noise of one race
+        comparisons=(Comparison("final_error", "adapt-sb", "sb", higher_is_better=False,
+                                margin=0.005, where={"dataset": main, "noise": noise},
+                                label=f"AdaptSB vs SB: final error [{main}, noise {noise:g}]"),),
+        min_pairs=3,
+        source="ours",
+    )
+    return judge(claim, rows, preset=preset, ours=True)
+
+
+def _verdict(cfg: SelectiveBackpropConfig, ctx: RunContext, results: Sequence[Any],
              summaries: dict[str, Any]) -> None:
     main = cfg.datasets[0]
-    mults = list(cfg.target_multipliers)
+    rows = verdict_rows(results)
+    for row in rows:
+        label = _label(row["method"], row["dataset"], row["noise"])
+        for m in VERDICT_TARGETS:
+            ctx.add_result(label, target_key(m), row[target_key(m)], higher_is_better=False,
+                           censored=row[target_key(m) + "_censored"])
     clean = summaries[main]["methods"]
-
-    def speeds(method: str, key: str = "cpu_s") -> dict[float, float]:
-        return {m: float(clean[method][m]["speedup_" + key]) for m in mults}
-
-    sb = speeds("sb")
-    parts = [f"On {main} (clean labels), speedup to target error over traditional training "
-             "(CPU time; cost model in brackets), targets as multiples of traditional's final "
-             f"error {summaries[main]['trad_final']:.2%}:"]
-    for method in ("sb", "stale-sb", "random", "kath18"):
-        if method not in clean:
-            continue
-        cpu, model = speeds(method), speeds(method, "cost_fpe")
-        parts.append(f"{method} " + ", ".join(f"{_fmt(cpu[m])}x ({_fmt(model[m])}x) at {m:g}x"
-                                              for m in mults)
-                     + f" [per epoch {clean[method]['epoch_speedup_cpu']:.2f}x];")
-    parts.append(f"final error traditional {clean['traditional']['final_error']:.2%}, SB "
-                 f"{clean['sb']['final_error']:.2%}, Stale-SB "
-                 f"{clean['stale-sb']['final_error']:.2%}"
-                 + (f", Kath18 {clean['kath18']['final_error']:.2%}" if "kath18" in clean else "")
-                 + ".")
-    # SB counts as faster if it reaches every target down to 1.1x traditional's final error,
-    # beats traditional there by more than the timing noise, and reaches the bar somewhere.
-    # The 1.0x target is reported but not required: traditional itself reaches its seed-mean
-    # final error only at its last evaluation, and single seeds miss it.
-    required = [m for m in mults if m >= TIGHTEST_REQUIRED_TARGET]
-    reached = {m: s for m, s in sb.items() if np.isfinite(s)}
-    if not reached or max(reached.values()) <= 1.0:
-        sb_faster: bool | None = False
-    elif (all(m in reached and reached[m] > NOISE_MARGIN for m in required)
-          and max(reached.values()) >= SPEEDUP_BAR):
-        sb_faster = True
-    else:
-        sb_faster = None
-    adapt_ok = None
-    noisy = groups.get((main, cfg.noise_fraction), {}) if cfg.noise_fraction > 0 else {}
-    if noisy:
-        fe = {m: float(np.mean([r["final"]["final_error"] for r in runs]))
-              for m, runs in noisy.items()}
-        share = {m: float(np.mean([r["final"].get("noisy_share_of_backprops", 0.0)
-                                   for r in runs])) for m, runs in noisy.items()}
-        adapt_ok = fe["adapt-sb"] < fe["sb"]
-        parts.append(
-            f"With {cfg.noise_fraction:.0%} shuffled labels: final error traditional "
-            f"{fe['traditional']:.2%}, SB {fe['sb']:.2%}, AdaptSB {fe['adapt-sb']:.2%}; share "
-            f"of backprops on corrupted labels: SB {share['sb']:.0%}, AdaptSB "
-            f"{share['adapt-sb']:.0%} (traditional {share['traditional']:.0%}).")
-    if sb_faster is False or adapt_ok is False:
-        supported: bool | None = False
-    elif sb_faster is None:
-        supported = None
-    else:
-        supported = True
-    word = {True: "faster", False: "not faster", None: "mixed"}[sb_faster]
-    parts.append(f"Verdict: SB is {word} (bar: >{NOISE_MARGIN:g}x at every target down to "
-                 f"{min(required, default=1.0):g}x and >= {SPEEDUP_BAR:g}x at one)"
-                 + ("" if adapt_ok is None else
-                    f"; AdaptSB {'beats' if adapt_ok else 'does not beat'} SB under label noise")
-                 + ". The paper's 3.5x is CIFAR/SVHN-scale on GPUs.")
-    ctx.set_verdict(" ".join(parts), supported=supported)
+    detail = (f"Final error on {main}: traditional {clean['traditional']['final_error']:.2%}, "
+              f"SB {clean['sb']['final_error']:.2%}; per-epoch CPU speedup of SB "
+              f"{clean['sb']['epoch_speedup_cpu']:.2f}x. The paper's up-to-3.5x is "
+              "CIFAR/SVHN-scale on GPUs.")
+    ctx.set_verdict(verdict(rows, main, preset=ctx.preset, detail=detail))
+    if cfg.noise_fraction > 0:
+        ctx.set_verdict(our_verdict(rows, main, cfg.noise_fraction, preset=ctx.preset))
