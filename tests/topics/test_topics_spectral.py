@@ -230,17 +230,3 @@ def test_reuters_ships_offline():
     X, vocab = load_reuters_counts(200)
     assert X.shape[1] == 200 == len(vocab)
     assert X.shape[0] > 350 and np.all(np.asarray(X.sum(1)) >= 3)
-
-
-def test_experiment_tiny_preset_end_to_end(tmp_path):
-    import json
-
-    from adaptlearn.cli import main
-
-    assert (
-        main(["run", "spectral-leader", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
-    )
-    (run,) = (tmp_path / "spectral-leader").iterdir()
-    results = json.loads((run / "results.json").read_text())
-    assert (run / "figures" / "regret.png").exists() and (run / "metrics.csv").exists()
-    assert results["verdict"] and "spectral-leader [stationary]" in results["methods"]
