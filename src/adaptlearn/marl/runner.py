@@ -111,6 +111,10 @@ class TrainConfig:
     """Subgoal termination: ``async``, ``sync_any`` or ``sync_all``."""
     acer: bool = False
     """Augmented Concurrent Experience Replay at the high level."""
+    random_high_level: bool = False
+    """Control: the high level never learns and picks uniformly among the (masked) subgoals, in
+    training and evaluation; the low level learns as usual. A learned high level that does not
+    beat this shows no learning of its own."""
     log_every: int = 1000
     """Steps between curve points."""
     window: int = 20
@@ -450,7 +454,7 @@ def train(method: str, cfg: TrainConfig, seed: int, *,
                 agent.update()
             else:
                 agent.update_low()
-                if step >= cfg.meta_pretrain_frac * total:
+                if step >= cfg.meta_pretrain_frac * total and not cfg.random_high_level:
                     agent.update_high()
         if step % cfg.log_every == 0 and stats.episodes:
             curve.append(stats.row(step))
@@ -465,8 +469,8 @@ def train(method: str, cfg: TrainConfig, seed: int, *,
             ret, length, success = agent.run_episode(eps=eps, learn=True, step_hook=hook,
                                                      max_steps=remaining)
         else:
-            eps_high = linear_schedule(step, cfg.meta_pretrain_frac * total,
-                                       cfg.meta_eps_frac * total, cfg.eps_final)
+            eps_high = 1.0 if cfg.random_high_level else linear_schedule(
+                step, cfg.meta_pretrain_frac * total, cfg.meta_eps_frac * total, cfg.eps_final)
             eps_low = linear_schedule(step, 0, cfg.ctrl_eps_frac * total, cfg.eps_final)
             ret, length, success = agent.run_episode(
                 eps_high=eps_high, eps_low=eps_low, learn=True, step_hook=hook, stats=stats,
@@ -481,8 +485,8 @@ def train(method: str, cfg: TrainConfig, seed: int, *,
                                                      step_hook=None)
         else:
             ret, length, success = agent.run_episode(
-                eps_high=cfg.eval_eps, eps_low=cfg.eval_eps, learn=False, step_hook=None,
-                stats=None)
+                eps_high=1.0 if cfg.random_high_level else cfg.eval_eps, eps_low=cfg.eval_eps,
+                learn=False, step_hook=None, stats=None)
         returns.append(ret)
         lengths.append(length)
         successes.append(float(success))
