@@ -1,25 +1,30 @@
-"""``adamod``: AdaMod against Adam, AdamW, Adam with warm-up and SGD with momentum.
+"""``adamod``: does AdaMod match or beat Adam, with less lr sensitivity and no warm-up?
 
 Checks the claims of Ding et al. (2019) at small scale, on data that ships offline or is generated:
 
-* **digits**: an MLP (64-128-10) on scikit-learn's bundled 8x8 digits, swept over a learning-rate
-  grid of multiples of each method's usual default (Adam family 1e-3, SGD 0.1);
-* **lm**: a small Post-LN Transformer language model (the configuration known to need warm-up)
-  on sequences from a random second-order Markov chain, trained without warm-up except for the
-  ``adam_warmup`` baseline.
+* **digits**: an MLP (64-128-10) on scikit-learn's bundled 8x8 digits (train / validation / test
+  split), over a learning-rate grid of multiples of each method's usual default (Adam family
+  1e-3, SGD 0.1);
+* **lm**: a small Post-LN Transformer language model (4 layers: the configuration that needs
+  warm-up) on sequences from a random second-order Markov chain, trained without warm-up except
+  for the ``adam_warmup`` baseline; validation and test sequences are drawn apart.
 
-Measured per trial: final test accuracy (digits), final held-out loss (lm), and the *roughness* of
-the training curve: the mean upward movement of the log loss between consecutive evaluations on a
-fixed evaluation set (0 for a monotone curve). The verdict combines four sub-claims, each computed
-from this run's numbers: matches/beats Adam at the best learning rate, a smaller accuracy spread
-across the learning-rate grid, a smoother curve, and no-warm-up AdaMod at least as good as Adam
-with warm-up on the Transformer.
+Each method's learning rate is chosen on the *validation* split (mean over seeds) and its *test*
+number at that lr enters the verdict. The paper's claim is a :class:`~adaptlearn.core.verdict.Claim`
+of four paired (by seed) comparisons, :data:`CLAIM`, judged by the pure function :func:`verdict`
+from per-trial rows. It needs runs of at least ``1/(1-beta3)`` steps (1000 at the paper's
+``beta3=0.999``): AdaMod's bound ``s_t`` is an EMA of that memory started at 0, so shorter runs
+mostly measure a smaller learning rate; shorter runs give ``inconclusive: underpowered``.
+
+Implementation note: :class:`~adaptlearn.optim.AdaMod` follows the reference code, which puts the
+beta1 bias correction inside ``eta_t`` (see the method card).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +43,20 @@ from adaptlearn.core import (
     plot_curves,
     register,
 )
+from adaptlearn.core.verdict import (
+    Claim,
+    Comparison,
+    Precondition,
+    Verdict,
+    compare,
+    judge,
+    rows_from_trials,
+)
 from adaptlearn.optim import AdaMod
 
 METHODS = ("adamod", "adam", "adamw", "adam_warmup", "sgd_momentum")
-LM_METHODS = ("adamod", "adam", "adam_warmup")
+#: Methods of the claim on both tasks; the others are context (``digits_extra_methods``).
+CLAIM_METHODS = ("adamod", "adam")
 _OWNER = "AdaModConfig"
 
 
@@ -49,30 +64,37 @@ _OWNER = "AdaModConfig"
 class AdaModConfig:
     """Config of the ``adamod`` experiment (defaults are the ``quick`` preset)."""
 
-    n_seeds: int = 3
-    """Seeds per (method, learning rate)."""
-    lr_multipliers: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    n_seeds: int = 4
+    """Digits: seeds per (method, learning rate)."""
+    lr_multipliers: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
     """Digits: learning rates as multiples of each method's default (Adam family 1e-3, SGD 0.1)."""
-    digits_steps: int = 500
-    """Digits: optimizer steps (batch 64; about 22 epochs of the 1437 training images)."""
+    digits_steps: int = 1500
+    """Digits: optimizer steps (batch 64; about 83 epochs of the 1150 training images)."""
     digits_hidden: int = 128
     """Digits: hidden units of the MLP."""
-    lm_lr_multipliers: tuple[float, ...] = (3.0, 10.0, 30.0)
-    """Transformer LM: learning rates as multiples of ``adam_lr``."""
-    lm_n_seeds: int = 2
+    digits_extra_methods: tuple[str, ...] = ()
+    """Digits: context-only baselines (``adamw``, ``adam_warmup``, ``sgd_momentum``)."""
+    lm_lr_multipliers: tuple[float, ...] = (3.0, 10.0)
+    """Transformer LM: learning rates of AdaMod and Adam as multiples of ``adam_lr``."""
+    lm_warmup_lr_mult: float = 10.0
+    """Transformer LM: the high lr multiplier (in the grid) where "no warm-up needed" is judged."""
+    lm_n_seeds: int = 3
     """Transformer LM: seeds per (method, learning rate), the first of the run's seeds."""
-    lm_steps: int = 300
+    lm_steps: int = 1000
     """Transformer LM: optimizer steps."""
-    lm_seq_len: int = 32
+    lm_seq_len: int = 16
     """Transformer LM: tokens per sequence."""
     lm_batch_size: int = 16
     """Transformer LM: sequences per step."""
     lm_vocab: int = 16
     """Transformer LM: vocabulary size of the Markov chain."""
     lm_d_model: int = 32
-    """Transformer LM: model width (4 heads, feed-forward 2x width, 2 Post-LN layers)."""
-    eval_every: int = 10
-    """Steps between evaluations of the loss on a fixed evaluation set (the plotted curves)."""
+    """Transformer LM: model width (4 heads, feed-forward 2x width)."""
+    lm_layers: int = 4
+    """Transformer LM: Post-LN layers (4: Adam without warm-up is hurt at lr 1e-2)."""
+    eval_every: int = 100
+    """Steps between evaluations of the plotted loss curves (final metrics do not depend on
+    it)."""
     warmup_fraction: float = 0.1
     """``adam_warmup``: linear warm-up over this fraction of the steps."""
     beta3: float = 0.999
@@ -83,8 +105,6 @@ class AdaModConfig:
     """Default learning rate of SGD with momentum 0.9 (multiplied by the grid)."""
     adamw_weight_decay: float = 1e-2
     """AdamW's decoupled weight decay."""
-    match_tolerance: float = 0.005
-    """Digits accuracy (absolute) within which AdaMod 'matches' Adam; 2% relative for LM loss."""
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field."""
@@ -95,6 +115,14 @@ class AdaModConfig:
                 raise ValueError(f"`{name}` of {_OWNER} must hold at least one value; got ()")
             for v in values:
                 check_range(name, v, 0.0, 1e4, low_inclusive=False, owner=_OWNER)
+        for m in self.digits_extra_methods:
+            if m not in METHODS or m in CLAIM_METHODS:
+                raise ValueError(f"`digits_extra_methods` of {_OWNER} must hold methods from "
+                                 f"{METHODS[2:]}; got {m!r}")
+        if self.lm_warmup_lr_mult not in self.lm_lr_multipliers:
+            raise ValueError(f"`lm_warmup_lr_mult` of {_OWNER} must be one of "
+                             f"`lm_lr_multipliers` {self.lm_lr_multipliers}; "
+                             f"got {self.lm_warmup_lr_mult}")
         check_int("digits_steps", self.digits_steps, 1, owner=_OWNER)
         check_int("digits_hidden", self.digits_hidden, 1, owner=_OWNER)
         check_int("lm_steps", self.lm_steps, 1, owner=_OWNER)
@@ -103,6 +131,7 @@ class AdaModConfig:
         check_int("lm_batch_size", self.lm_batch_size, 1, owner=_OWNER)
         check_int("lm_vocab", self.lm_vocab, 2, owner=_OWNER)
         check_int("lm_d_model", self.lm_d_model, 4, owner=_OWNER)
+        check_int("lm_layers", self.lm_layers, 1, owner=_OWNER)
         if self.lm_d_model % 4:
             raise ValueError(f"`lm_d_model` of {_OWNER} must be a multiple of 4 (heads); "
                              f"got {self.lm_d_model}")
@@ -113,7 +142,6 @@ class AdaModConfig:
         check_range("adam_lr", self.adam_lr, 0.0, 10.0, low_inclusive=False, owner=_OWNER)
         check_range("sgd_lr", self.sgd_lr, 0.0, 100.0, low_inclusive=False, owner=_OWNER)
         check_range("adamw_weight_decay", self.adamw_weight_decay, 0.0, 1.0, owner=_OWNER)
-        check_range("match_tolerance", self.match_tolerance, 0.0, 1.0, owner=_OWNER)
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -160,10 +188,23 @@ def chain_entropy(table: torch.Tensor, sequences: torch.Tensor) -> float:
     return float(row_entropy[sequences[:, :-2], sequences[:, 1:-1]].mean())
 
 
-def load_digits_split(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """scikit-learn's bundled digits (no download), scaled to [0, 1], split 80/20 with ``seed``.
+def unigram_loss(sequences: torch.Tensor, vocab: int) -> float:
+    """Loss (nats) of the best context-free predictor on ``sequences`` from the third token on.
 
-    Returns ``(x_train (1437, 64), y_train (1437,), x_test (360, 64), y_test (360,))``.
+    The empirical token frequencies of those targets: the trivial baseline a model must beat to
+    show it uses context.
+    """
+    counts = torch.bincount(sequences[:, 2:].reshape(-1), minlength=vocab).double()
+    p = counts / counts.sum()
+    return float(-(p * p.clamp_min(1e-300).log()).sum())
+
+
+def load_digits_split(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """scikit-learn's bundled digits (no download), scaled to [0, 1], split 64/16/20 by ``seed``.
+
+    Returns ``(x_train (1151, 64), y_train, x_val (287, 64), y_val, x_test (359, 64), y_test)``:
+    the test fifth is the same as in an 80/20 split with ``seed``; the validation part (a fifth of
+    the rest) chooses learning rates.
     """
     from sklearn.datasets import load_digits
 
@@ -172,8 +213,10 @@ def load_digits_split(seed: int = 0) -> tuple[torch.Tensor, ...]:
     y = torch.tensor(data.target, dtype=torch.long)
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_test = len(y) // 5
-    test, train = perm[:n_test], perm[n_test:]
-    return x[train], y[train], x[test], y[test]
+    test, rest = perm[:n_test], perm[n_test:]
+    n_val = len(rest) // 5
+    val, train = rest[:n_val], rest[n_val:]
+    return x[train], y[train], x[val], y[val], x[test], y[test]
 
 
 # --- models and optimizers -----------------------------------------------------------------------
@@ -239,7 +282,7 @@ def roughness(losses: list[float]) -> float:
 
 
 def _digits_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[str, Any]:
-    x_tr, y_tr, x_te, y_te = load_digits_split(0)
+    x_tr, y_tr, x_val, y_val, x_te, y_te = load_digits_split(0)
     gen = torch.Generator().manual_seed(trial.seed)
     torch.manual_seed(trial.seed)
     model = nn.Sequential(nn.Linear(64, cfg.digits_hidden), nn.ReLU(),
@@ -274,20 +317,26 @@ def _digits_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[s
         if sched is not None:
             sched.step()
     with torch.no_grad():
-        acc = float((model(x_te).argmax(1) == y_te).float().mean()) if not diverged else 0.1
-    return {"final": {"test_acc": acc, "train_loss": evals[-1], "roughness": roughness(evals),
-                      "diverged": float(diverged)},
+        val_acc = float((model(x_val).argmax(1) == y_val).float().mean())
+        test_acc = float((model(x_te).argmax(1) == y_te).float().mean())
+    if diverged:
+        val_acc = test_acc = 0.1
+    majority = float(torch.bincount(y_te, minlength=10).max()) / len(y_te)
+    return {"final": {"val_acc": val_acc, "test_acc": test_acc, "train_loss": evals[-1],
+                      "roughness": roughness(evals), "diverged": float(diverged),
+                      "majority_acc": majority},
             "curve": curve}
 
 
 def _lm_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[str, Any]:
-    # One chain and evaluation set for every trial; seeds vary the init and the training batches.
+    # One chain and validation/test sets for every trial; seeds vary the init and the batches.
     data_gen = torch.Generator().manual_seed(12345)
     table = markov_chain(cfg.lm_vocab, 0.2, data_gen)
-    eval_set = markov_sequences(table, 128, cfg.lm_seq_len, data_gen)
+    test_set = markov_sequences(table, 128, cfg.lm_seq_len, data_gen)
+    val_set = markov_sequences(table, 128, cfg.lm_seq_len, data_gen)
     gen = torch.Generator().manual_seed(trial.seed)
     torch.manual_seed(trial.seed)
-    model = TinyLM(cfg.lm_vocab, cfg.lm_d_model, cfg.lm_seq_len)
+    model = TinyLM(cfg.lm_vocab, cfg.lm_d_model, cfg.lm_seq_len, cfg.lm_layers)
     opt, sched = make_optimizer(trial.method, model.parameters(), float(trial.param("lr_mult")),
                                 cfg, cfg.lm_steps)
     chance_loss = math.log(cfg.lm_vocab)
@@ -297,6 +346,11 @@ def _lm_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[str, 
         return nn.functional.cross_entropy(logits[:, 1:].reshape(-1, cfg.lm_vocab),
                                            tokens[:, 2:].reshape(-1))
 
+    def held_out(tokens: torch.Tensor) -> float:
+        with torch.no_grad():
+            value = float(lm_loss(tokens))
+        return value if math.isfinite(value) else math.nan
+
     # All training batches at once: one vectorised sampling pass instead of one per step.
     train = markov_sequences(table, cfg.lm_steps * cfg.lm_batch_size, cfg.lm_seq_len, gen)
     curve: list[dict[str, Any]] = []
@@ -304,13 +358,12 @@ def _lm_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[str, 
     diverged = False
     for step in tctx.progress(range(cfg.lm_steps + 1)):
         if step % cfg.eval_every == 0 or step == cfg.lm_steps:
-            with torch.no_grad():
-                eval_loss = float(lm_loss(eval_set))
-            if not math.isfinite(eval_loss):
+            val_loss = held_out(val_set)
+            if not math.isfinite(val_loss):
                 diverged = True
-                eval_loss = chance_loss
-            evals.append(eval_loss)
-            curve.append({"step": step, "eval_loss": eval_loss})
+                val_loss = chance_loss
+            evals.append(val_loss)
+            curve.append({"step": step, "val_loss": val_loss})
         if step == cfg.lm_steps or diverged:
             break
         batch = train[step * cfg.lm_batch_size:(step + 1) * cfg.lm_batch_size]
@@ -319,10 +372,12 @@ def _lm_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[str, 
         opt.step()
         if sched is not None:
             sched.step()
-    return {"final": {"eval_loss": evals[-1], "roughness": roughness(evals),
-                      "diverged": float(diverged)},
-            "curve": curve,
-            "extra": {"entropy_bound": chain_entropy(table, eval_set)}}
+    test_loss = chance_loss if diverged else held_out(test_set)
+    return {"final": {"val_loss": evals[-1], "test_loss": test_loss,
+                      "roughness": roughness(evals), "diverged": float(diverged),
+                      "unigram_loss": unigram_loss(test_set, cfg.lm_vocab),
+                      "entropy_bound": chain_entropy(table, test_set)},
+            "curve": curve}
 
 
 def adamod_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[str, Any]:
@@ -335,6 +390,167 @@ def adamod_trial(trial: Trial, cfg: AdaModConfig, tctx: TrialContext) -> dict[st
     raise ValueError(f"`task` must be 'digits' or 'lm'; got {task!r}")
 
 
+# --- the declared claim ------------------------------------------------------------------------
+
+# Margins (practical, fixed before the runs; seed noise measured in the quick run is in the card):
+#: "Matches" on digits: test accuracy at most 1 point below Adam's. At ~97% accuracy one point is
+#: 3-4 of the 359 test images and a third more errors, which a reader would call a real loss; the
+#: seed-to-seed SD of a method's test accuracy at a fixed lr is ~0.3-0.5 points.
+DIGITS_MATCH_MARGIN = 0.01
+#: "Matches" on the LM: held-out loss at most 2% above Adam's (~0.05 nats of ~2.3; about a fifth
+#: of the gap between the unigram baseline and the models).
+LM_MATCH_RATIO = 1.02
+#: "Less sensitive to the lr": mean test accuracy over the whole lr grid at least 1 point higher.
+ROBUST_MARGIN = 0.01
+#: Warm-up must lower Adam's LM loss by at least 2% at the judged lr for the task to test
+#: "no warm-up needed" at all (the control).
+WARMUP_HELPS_RATIO = 1.02
+#: The LM control: Adam's test loss at least 5% below the best context-free (unigram) predictor.
+LM_BEATS_UNIGRAM_RATIO = 1.05
+
+CLAIM = Claim(
+    statement="AdaMod matches or beats Adam at each one's validation-chosen lr (digits MLP and "
+    "Post-LN Transformer LM), is less sensitive to the lr (digits accuracy over the lr grid), and "
+    "needs no warm-up (LM, no warm-up, as good as Adam with warm-up at a high lr where Adam needs "
+    "it)",
+    comparisons=(
+        # "matches or beats" = non-inferiority: a negative margin on the superiority rule
+        Comparison("test_acc", "adamod", "adam", higher_is_better=True,
+                   margin=-DIGITS_MATCH_MARGIN, where={"cell": "digits@val-lr"},
+                   label="matches or beats Adam: digits test acc at val-chosen lr"),
+        Comparison("test_loss", "adamod", "adam", higher_is_better=False, scale="ratio",
+                   margin=1 / LM_MATCH_RATIO, where={"cell": "lm@val-lr"},
+                   label="matches or beats Adam: LM test loss at val-chosen lr"),
+        Comparison("mean_test_acc", "adamod", "adam", higher_is_better=True,
+                   margin=ROBUST_MARGIN, where={"cell": "digits@lr-grid"},
+                   label="less lr-sensitive: digits test acc averaged over the lr grid"),
+        Comparison("test_loss", "adamod", "adam_warmup", higher_is_better=False, scale="ratio",
+                   margin=1 / LM_MATCH_RATIO, where={"cell": "lm@warmup-lr"},
+                   label="no warm-up needed: LM test loss, AdaMod vs Adam+warm-up at high lr"),
+    ),
+    min_pairs=3,
+)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def chosen_lr(
+    rows: Sequence[Mapping[str, Any]], task: str, method: str
+) -> float | None:
+    """The lr multiplier of ``method`` on ``task`` with the best mean *validation* metric.
+
+    Validation accuracy (digits, higher is better) or loss (LM, lower is better), averaged over
+    seeds; a non-finite value counts as the worst. ``None`` if the method has no rows.
+    """
+    metric, sign = ("val_acc", 1.0) if task == "digits" else ("val_loss", -1.0)
+    by_lr: dict[float, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.get("task") == task and r.get("method") == method:
+            v = float(r[metric])
+            by_lr[float(r["lr_mult"])].append(sign * v if math.isfinite(v) else -math.inf)
+    if not by_lr:
+        return None
+    return max(sorted(by_lr), key=lambda lr: _mean(by_lr[lr]))
+
+
+def claim_rows(trial_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-seed rows of the claim's cells from per-trial rows (a pure function).
+
+    Trial rows carry ``method, seed, task, lr_mult`` and the trial's final metrics. Cells:
+    ``digits@val-lr`` (test acc at the method's validation-chosen lr), ``digits@lr-grid`` (test
+    acc averaged over the lr grid), ``lm@val-lr`` (test loss at the validation-chosen lr),
+    ``lm@warmup-lr`` (test loss at the lr of the ``adam_warmup`` runs), and the trivial baselines
+    ``majority`` (digits) and ``unigram`` (LM) as methods of the first and third cell.
+    """
+    out: list[dict[str, Any]] = []
+    for task, metric, cell in (("digits", "test_acc", "digits@val-lr"),
+                               ("lm", "test_loss", "lm@val-lr")):
+        methods = sorted({r["method"] for r in trial_rows if r.get("task") == task} - {
+            "adam_warmup" if task == "lm" else ""})
+        for method in methods:
+            lr = chosen_lr(trial_rows, task, method)
+            for r in trial_rows:
+                if (r.get("task") == task and r["method"] == method
+                        and float(r["lr_mult"]) == lr):
+                    out.append({"cell": cell, "method": method, "seed": r["seed"],
+                                "lr_mult": lr, metric: r[metric],
+                                "roughness": r.get("roughness")})
+                    if method == "adam":
+                        trivial = ("majority", "majority_acc") if task == "digits" else (
+                            "unigram", "unigram_loss")
+                        out.append({"cell": cell, "method": trivial[0], "seed": r["seed"],
+                                    metric: r[trivial[1]]})
+    grid: dict[tuple[str, Any], dict[float, float]] = defaultdict(dict)
+    for r in trial_rows:
+        if r.get("task") == "digits":
+            grid[(r["method"], r["seed"])][float(r["lr_mult"])] = float(r["test_acc"])
+    lrs = {frozenset(v) for v in grid.values()}
+    if len(lrs) == 1:  # only when every (method, seed) ran the same grid
+        for (method, seed), accs in grid.items():
+            out.append({"cell": "digits@lr-grid", "method": method, "seed": seed,
+                        "mean_test_acc": _mean(list(accs.values()))})
+    warm_lrs = {float(r["lr_mult"]) for r in trial_rows
+                if r.get("task") == "lm" and r["method"] == "adam_warmup"}
+    for r in trial_rows:
+        if (r.get("task") == "lm" and len(warm_lrs) == 1
+                and float(r["lr_mult"]) in warm_lrs):
+            out.append({"cell": "lm@warmup-lr", "method": r["method"], "seed": r["seed"],
+                        "lr_mult": float(r["lr_mult"]), "test_loss": r["test_loss"]})
+    return out
+
+
+def preconditions(
+    rows: Sequence[Mapping[str, Any]], *, digits_steps: int, lm_steps: int, beta3: float
+) -> list[Precondition]:
+    """Power checks (runs as long as the bound's memory) and controls, from the claim rows."""
+    memory = 1.0 / (1.0 - beta3)
+    pre = [
+        Precondition(f"digits runs >= the bound's memory 1/(1-beta3) = {memory:.0f} steps",
+                     digits_steps >= memory, f"{digits_steps} steps", reason="underpowered"),
+        Precondition(f"LM runs >= the bound's memory 1/(1-beta3) = {memory:.0f} steps",
+                     lm_steps >= memory, f"{lm_steps} steps", reason="underpowered"),
+    ]
+    controls = (
+        (Comparison("test_acc", "adam", "majority", higher_is_better=True, margin=0.5,
+                    where={"cell": "digits@val-lr"}),
+         "digits: Adam beats the majority class by >= 50 points"),
+        (Comparison("test_loss", "adam", "unigram", higher_is_better=False, scale="ratio",
+                    margin=LM_BEATS_UNIGRAM_RATIO, where={"cell": "lm@val-lr"}),
+         f"LM: Adam's loss >= {LM_BEATS_UNIGRAM_RATIO - 1:.0%} below the unigram predictor's"),
+        (Comparison("test_loss", "adam_warmup", "adam", higher_is_better=False, scale="ratio",
+                    margin=WARMUP_HELPS_RATIO, where={"cell": "lm@warmup-lr"}),
+         f"LM: warm-up lowers Adam's loss by >= {WARMUP_HELPS_RATIO - 1:.0%} at the judged lr "
+         "(else 'no warm-up needed' is not tested)"),
+    )
+    for comparison, name in controls:
+        pre.append(Precondition.from_comparison(
+            compare(comparison, rows, min_pairs=CLAIM.min_pairs, confidence=CLAIM.confidence),
+            name))
+    return pre
+
+
+def verdict(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    preset: str = "quick",
+    digits_steps: int = AdaModConfig.digits_steps,
+    lm_steps: int = AdaModConfig.lm_steps,
+    beta3: float = AdaModConfig.beta3,
+) -> Verdict:
+    """The paper's verdict from per-trial rows (``method, seed, task, lr_mult`` + finals)."""
+    cells = claim_rows(rows)
+    pre = preconditions(cells, digits_steps=digits_steps, lm_steps=lm_steps, beta3=beta3)
+    lrs = {(r["cell"], r["method"]): r.get("lr_mult") for r in cells if "lr_mult" in r}
+    detail = ("lr multipliers chosen on validation: digits AdaMod "
+              f"x{lrs.get(('digits@val-lr', 'adamod'))}, "
+              f"Adam x{lrs.get(('digits@val-lr', 'adam'))}; "
+              f"LM AdaMod x{lrs.get(('lm@val-lr', 'adamod'))}, "
+              f"Adam x{lrs.get(('lm@val-lr', 'adam'))}.")
+    return judge(CLAIM, cells, preconditions=pre, preset=preset, detail=detail)
+
+
 # --- the experiment ----------------------------------------------------------------------------
 
 
@@ -344,186 +560,135 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _cell_means(
+    rows: Sequence[Mapping[str, Any]], task: str, metric: str
+) -> dict[str, dict[float, float]]:
+    """``{method: {lr_mult: mean of metric over seeds}}`` of one task's trial rows."""
+    acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get("task") == task:
+            acc[r["method"]][float(r["lr_mult"])].append(float(r[metric]))
+    return {m: {lr: _mean(v) for lr, v in sorted(d.items())} for m, d in acc.items()}
+
+
 @register(
     "adamod",
     family="optim",
     paper="Ding, Ren, Luo, Sun (2019). An Adaptive and Momental Bound Method for Stochastic "
     "Learning. arXiv:1910.12249",
-    claim="AdaMod beats or matches Adam, is less sensitive to the learning rate, gives smoother "
-    "training curves, and needs no warm-up (here: MLP on digits, Post-LN Transformer LM; five "
-    "sub-claims, each judged from this run's numbers).",
+    claim="AdaMod matches or beats Adam at each one's validation-chosen lr (digits MLP, Post-LN "
+    "Transformer LM), is less sensitive to the lr, and needs no warm-up; four paired comparisons "
+    "by seed with practical margins, on runs at least as long as the bound's memory.",
     config=AdaModConfig,
     presets={
         "tiny": {"n_seeds": 1, "lm_n_seeds": 1, "lr_multipliers": (1.0, 30.0),
                  "digits_steps": 60, "digits_hidden": 32, "lm_lr_multipliers": (10.0,),
-                 "lm_steps": 20,
+                 "lm_steps": 20, "lm_layers": 2,
                  "lm_seq_len": 12, "lm_batch_size": 4, "lm_d_model": 16, "eval_every": 5},
         "full": {"n_seeds": 5, "lm_n_seeds": 5,
                  "lr_multipliers": (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
-                 "digits_steps": 3000, "lm_lr_multipliers": (0.3, 1.0, 3.0, 10.0, 30.0),
-                 "lm_steps": 3000, "lm_seq_len": 64, "lm_batch_size": 32, "lm_d_model": 128,
-                 "eval_every": 25},
+                 "digits_extra_methods": ("adamw", "adam_warmup", "sgd_momentum"),
+                 "digits_steps": 4000, "lm_lr_multipliers": (1.0, 3.0, 10.0),
+                 "lm_steps": 4000, "lm_seq_len": 32, "lm_batch_size": 32, "lm_d_model": 64,
+                 "eval_every": 50},
     },
 )
 def run(cfg: AdaModConfig, ctx: RunContext) -> None:
-    """Sweep the learning rate on both tasks; plot sensitivity and curves; compute the verdict."""
+    """Sweep the lr on both tasks, choose each method's lr on validation, judge the claim."""
     cfg.validate()
-    load_digits_split(0)  # import scikit-learn once here, not inside the first timed trial
+    load_digits_split(0)  # import scikit-learn once here, not inside the first trial
     digits = ctx.run_trials(adamod_trial, ctx.make_trials(
-        list(METHODS), task=["digits"], lr_mult=list(cfg.lr_multipliers)))
+        list(CLAIM_METHODS + cfg.digits_extra_methods), task=["digits"],
+        lr_mult=list(cfg.lr_multipliers)))
     lm_seeds = ctx.seeds[:cfg.lm_n_seeds]
-    lm = ctx.run_trials(adamod_trial, make_trials(
-        list(LM_METHODS), lm_seeds, task=["lm"], lr_mult=list(cfg.lm_lr_multipliers)))
+    lm_trials = make_trials(list(CLAIM_METHODS), lm_seeds, task=["lm"],
+                            lr_mult=list(cfg.lm_lr_multipliers))
+    lm_trials += make_trials(["adam_warmup"], lm_seeds, task=["lm"],
+                             lr_mult=[cfg.lm_warmup_lr_mult])
+    lm = ctx.run_trials(adamod_trial, lm_trials)
     for r in digits + lm:
         for row in r.curve:
             ctx.log(**r.trial.as_dict(), **row)
+        ctx.timing[r.trial.method]["wall_s"] += r.wall_s
+        ctx.timing[r.trial.method]["cpu_s"] += r.cpu_s
+    ctx.rows.extend(rows_from_trials(digits + lm))
 
-    # acc[method][lr_mult][seed], lm_loss[...], rough[method][seed] -> list
-    acc: dict[str, dict[float, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    lm_loss: dict[str, dict[float, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    rough: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    diverged: dict[str, int] = defaultdict(int)
-    for r in digits:
-        m, lr, s = r.trial.method, float(r.trial.param("lr_mult")), r.trial.seed
-        acc[m][lr][s] = r.final["test_acc"]
-        rough[m][s].append(r.final["roughness"])
-        diverged[m] += int(r.final["diverged"])
-    for r in lm:
-        m, lr, s = r.trial.method, float(r.trial.param("lr_mult")), r.trial.seed
-        lm_loss[m][lr][s] = r.final["eval_loss"]
-        diverged[m] += int(r.final["diverged"])
-    lm_rough: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in lm:
-        lm_rough[r.trial.method][r.trial.seed].append(r.final["roughness"])
+    result = verdict(ctx.rows, preset=ctx.preset, digits_steps=cfg.digits_steps,
+                     lm_steps=cfg.lm_steps, beta3=cfg.beta3)
+    ctx.set_verdict(result)
 
-    def mean_over_seeds(d: dict[int, float]) -> float:
-        return float(np.mean(list(d.values())))
+    # Results table: per-seed values in each claim cell (method@cell), from the same rows.
+    directions = {"test_acc": True, "mean_test_acc": True, "test_loss": False,
+                  "roughness": False}
+    for row in claim_rows(ctx.rows):
+        for metric in ("test_acc", "mean_test_acc", "test_loss", "roughness"):
+            if row.get(metric) is not None:
+                ctx.add_result(f"{row['method']}@{row['cell']}", metric, row[metric],
+                               higher_is_better=directions[metric])
+    chosen = {task: {m: chosen_lr(ctx.rows, task, m)
+                     for m in sorted({r["method"] for r in ctx.rows if r["task"] == task})}
+              for task in ("digits", "lm")}
+    ctx.note("chosen_lr_multiplier", chosen)
+    ctx.note("diverged_runs", {m: sum(int(r["diverged"]) for r in ctx.rows if r["method"] == m)
+                               for m in {r["method"] for r in ctx.rows}})
+    _sections(cfg, ctx, chosen)
+    _plots(cfg, ctx)
 
-    best_lr = {m: max(acc[m], key=lambda lr, m=m: mean_over_seeds(acc[m][lr])) for m in METHODS}
-    lm_best_lr = {m: min(lm_loss[m], key=lambda lr, m=m: mean_over_seeds(lm_loss[m][lr]))
-                  for m in LM_METHODS}
-    for m in METHODS:
-        for s in ctx.seeds:
-            per_lr = [acc[m][lr][s] for lr in cfg.lr_multipliers]
-            ctx.add_result(m, "digits_best_acc", acc[m][best_lr[m]][s], higher_is_better=True)
-            ctx.add_result(m, "digits_mean_acc_over_lrs", float(np.mean(per_lr)),
-                           higher_is_better=True)
-            ctx.add_result(m, "digits_acc_spread_over_lrs", max(per_lr) - min(per_lr),
-                           higher_is_better=False)
-            ctx.add_result(m, "digits_roughness", float(np.mean(rough[m][s])),
-                           higher_is_better=False)
-    for m in LM_METHODS:
-        for s in lm_seeds:
-            per_lr = [lm_loss[m][lr][s] for lr in cfg.lm_lr_multipliers]
-            ctx.add_result(m, "lm_best_loss", lm_loss[m][lm_best_lr[m]][s], higher_is_better=False)
-            ctx.add_result(m, "lm_mean_loss_over_lrs", float(np.mean(per_lr)),
-                           higher_is_better=False)
-            ctx.add_result(m, "lm_roughness", float(np.mean(lm_rough[m][s])),
-                           higher_is_better=False)
-    for r in digits + lm:
-        name = r.trial.method
-        ctx.timing[name]["wall_s"] += r.wall_s
-        ctx.timing[name]["cpu_s"] += r.cpu_s
 
-    _plots(cfg, ctx, acc, lm_loss)
-
-    # Sub-claims, each from this run's numbers.
-    tol = cfg.match_tolerance
-    c_acc = ctx.mean("adamod", "digits_best_acc") >= ctx.mean("adam", "digits_best_acc") - tol
-    c_lm = ctx.mean("adamod", "lm_best_loss") <= ctx.mean("adam", "lm_best_loss") * 1.02
-    c_sens = (ctx.mean("adamod", "digits_acc_spread_over_lrs")
-              < ctx.mean("adam", "digits_acc_spread_over_lrs"))
-    rough_ours = ctx.mean("adamod", "digits_roughness") + ctx.mean("adamod", "lm_roughness")
-    rough_adam = ctx.mean("adam", "digits_roughness") + ctx.mean("adam", "lm_roughness")
-    c_smooth = rough_ours < rough_adam
-    c_warm = (ctx.mean("adamod", "lm_mean_loss_over_lrs")
-              <= ctx.mean("adam_warmup", "lm_mean_loss_over_lrs") * 1.02)
-    adam_needs_warmup = (ctx.mean("adam", "lm_mean_loss_over_lrs")
-                         > ctx.mean("adam_warmup", "lm_mean_loss_over_lrs") * 1.02)
-    claims = {
-        "matches or beats Adam on digits (test acc at each method's best lr)": c_acc,
-        "matches or beats Adam on the LM (held-out loss at each method's best lr)": c_lm,
-        "less sensitive to the learning rate (digits accuracy spread over the grid)": c_sens,
-        "smoother training curves (roughness, digits + LM)": c_smooth,
-        "no warm-up needed (LM loss over the lr grid, vs Adam with warm-up; Adam itself "
-        f"{'was' if adam_needs_warmup else 'was not'} helped by warm-up here)": c_warm,
-    }
-    n_ok = sum(claims.values())
-    parts = [
-        f"digits best-lr test acc AdaMod {ctx.mean('adamod', 'digits_best_acc'):.4f} "
-        f"(lr x{best_lr['adamod']:g}) vs Adam {ctx.mean('adam', 'digits_best_acc'):.4f} "
-        f"(x{best_lr['adam']:g})",
-        f"acc spread over {len(cfg.lr_multipliers)} lrs AdaMod "
-        f"{ctx.mean('adamod', 'digits_acc_spread_over_lrs'):.3f} vs Adam "
-        f"{ctx.mean('adam', 'digits_acc_spread_over_lrs'):.3f}",
-        f"roughness AdaMod {rough_ours:.4f} vs Adam {rough_adam:.4f}",
-        f"LM best loss AdaMod {ctx.mean('adamod', 'lm_best_loss'):.3f} vs Adam "
-        f"{ctx.mean('adam', 'lm_best_loss'):.3f}",
-        f"LM loss over lrs AdaMod (no warm-up) "
-        f"{ctx.mean('adamod', 'lm_mean_loss_over_lrs'):.3f} vs Adam+warm-up "
-        f"{ctx.mean('adam_warmup', 'lm_mean_loss_over_lrs'):.3f} vs Adam "
-        f"{ctx.mean('adam', 'lm_mean_loss_over_lrs'):.3f} (Adam "
-        f"{'does' if adam_needs_warmup else 'does not'} need warm-up here)",
-    ]
-    held = [k for k, v in claims.items() if v]
-    failed = [k for k, v in claims.items() if not v]
-    text = (f"{n_ok}/{len(claims)} sub-claims hold. " + "; ".join(parts) + ". Held: "
-            + ("; ".join(held) or "none") + ". Not held: " + ("; ".join(failed) or "none") + ".")
-    ctx.set_verdict(text, supported=True if n_ok == len(claims) else (False if n_ok == 0
-                                                                         else None))
-    ctx.note("claims", claims)
-    ctx.note("best_lr_multiplier", {"digits": best_lr, "lm": lm_best_lr})
-    ctx.note("diverged_runs", dict(diverged))
-    ctx.note("lm_entropy_bound", lm[0].extra.get("entropy_bound") if lm else None)
-
-    rows = []
-    for m in METHODS:
-        means = [mean_over_seeds(acc[m][lr]) for lr in cfg.lr_multipliers]
-        near = sum(v >= max(means) - 0.01 for v in means)
-        rows.append([m] + [f"{v:.3f}" for v in means] + [f"{near}/{len(means)}"])
+def _sections(cfg: AdaModConfig, ctx: RunContext, chosen: dict[str, dict[str, Any]]) -> None:
+    val = _cell_means(ctx.rows, "digits", "val_acc")
+    test = _cell_means(ctx.rows, "digits", "test_acc")
+    rough = _cell_means(ctx.rows, "digits", "roughness")
+    rows = [[m] + [f"{val[m][lr]:.3f} / {test[m][lr]:.3f}" for lr in cfg.lr_multipliers]
+            + [f"x{chosen['digits'][m]:g}", f"{rough[m][chosen['digits'][m]]:.4f}"]
+            for m in val]
     ctx.add_section(
-        "Digits: test accuracy per learning-rate multiplier (mean over seeds)",
-        "Learning rate = multiplier x default (Adam family 1e-3, SGD 0.1). The last column "
-        "counts the grid's learning rates within 0.01 of the method's best (a second view of "
-        "sensitivity; the verdict uses the spread best - worst, fixed before the runs).\n\n"
+        "Digits: validation / test accuracy per learning-rate multiplier (mean over seeds)",
+        "Learning rate = multiplier x default (Adam family 1e-3, SGD 0.1). Each method's lr is "
+        "chosen on validation accuracy; its test accuracy there enters the verdict. Roughness "
+        "(mean upward move of the log training loss between evaluations) at the chosen lr is "
+        "descriptive only: it is not a judged comparison, because AdaMod's lower effective step "
+        "smooths the curve by itself and the curves are not at equal progress.\n\n"
         + _table(rows, ["method"] + [f"x{lr:g}" for lr in cfg.lr_multipliers]
-                 + ["lrs within 0.01 of best"]))
-    rows = [[m] + [f"{mean_over_seeds(lm_loss[m][lr]):.3f}" for lr in cfg.lm_lr_multipliers]
-            for m in LM_METHODS]
-    bound = lm[0].extra.get("entropy_bound") if lm else float("nan")
+                 + ["chosen lr", "roughness at chosen lr"]))
+    val = _cell_means(ctx.rows, "lm", "val_loss")
+    test = _cell_means(ctx.rows, "lm", "test_loss")
+    rows = [[m] + [f"{val[m][lr]:.3f} / {test[m][lr]:.3f}" if lr in val[m] else "-"
+                   for lr in cfg.lm_lr_multipliers]
+            + [f"x{chosen['lm'][m]:g}"] for m in val]
+    lm_rows = [r for r in ctx.rows if r["task"] == "lm"]
+    bound = lm_rows[0]["entropy_bound"] if lm_rows else math.nan
+    unigram = lm_rows[0]["unigram_loss"] if lm_rows else math.nan
     ctx.add_section(
-        "Transformer LM: final held-out loss per learning rate (mean over seeds)",
-        f"Learning rate = multiplier x {cfg.adam_lr:g}. Post-LN, no warm-up except "
-        f"`adam_warmup` (linear over {cfg.warmup_fraction:.0%} of {cfg.lm_steps} steps). "
-        f"Chance loss {math.log(cfg.lm_vocab):.3f}; the chain's entropy (best possible) "
-        f"{bound:.3f}.\n\n"
-        + _table(rows, ["method"] + [f"x{lr:g}" for lr in cfg.lm_lr_multipliers]))
+        "Transformer LM: validation / test loss per learning rate (mean over seeds)",
+        f"Learning rate = multiplier x {cfg.adam_lr:g}; {cfg.lm_layers}-layer Post-LN, no "
+        f"warm-up except `adam_warmup` (linear over {cfg.warmup_fraction:.0%} of "
+        f"{cfg.lm_steps} steps, run at x{cfg.lm_warmup_lr_mult:g} only). Chance loss "
+        f"{math.log(cfg.lm_vocab):.3f}; unigram predictor (trivial baseline) {unigram:.3f}; the "
+        f"chain's entropy (the true model, best possible) {bound:.3f}.\n\n"
+        + _table(rows, ["method"] + [f"x{lr:g}" for lr in cfg.lm_lr_multipliers]
+                 + ["chosen lr"]))
+    memory = 1 / (1 - cfg.beta3)
     ctx.add_section(
         "Reading the numbers",
-        "AdaMod's bound s_t starts at 0 and is an EMA with memory 1/(1-beta3) = "
-        f"{1 / (1 - cfg.beta3):.0f} steps, so over runs of {cfg.digits_steps} and "
-        f"{cfg.lm_steps} steps its effective step size stays well below Adam's at the same lr "
-        f"(at step t at most (1-beta3^t) of the average: "
-        f"{1 - cfg.beta3 ** cfg.digits_steps:.2f} and {1 - cfg.beta3 ** cfg.lm_steps:.2f} at "
-        "the end). At small lrs this makes AdaMod slower; at large lrs it acts as an automatic "
-        "warm-up. Both effects show in the tables above. The same smaller effective step also "
-        "explains part of the smoother curves (roughness compares curves at equal nominal lr, "
-        "not at equal progress).")
+        f"AdaMod's bound s_t starts at 0 and is an EMA with memory 1/(1-beta3) = {memory:.0f} "
+        f"steps; at the end of runs of {cfg.digits_steps} (digits) and {cfg.lm_steps} (LM) steps "
+        f"it has reached {1 - cfg.beta3 ** cfg.digits_steps:.2f} and "
+        f"{1 - cfg.beta3 ** cfg.lm_steps:.2f} of the average step size. The claim needs runs of "
+        "at least that memory (a precondition): shorter runs mostly compare Adam with Adam at a "
+        "smaller learning rate.")
 
 
-def _plots(cfg: AdaModConfig, ctx: RunContext, acc: dict, lm_loss: dict) -> None:
+def _plots(cfg: AdaModConfig, ctx: RunContext) -> None:
     fig, axes = new_figure(1, 2, width=5.5)
-    rows = [{"method": m, "lr_mult": lr, "test_acc": v}
-            for m in acc for lr in acc[m] for v in acc[m][lr].values()]
-    plot_curves(axes[0, 0], rows, "lr_mult", "test_acc", title="digits MLP: lr sensitivity")
+    plot_curves(axes[0, 0], [r for r in ctx.rows if r["task"] == "digits"], "lr_mult",
+                "test_acc", title="digits MLP: test acc per lr")
     axes[0, 0].set_xscale("log")
     axes[0, 0].set_xlabel("lr / default lr")
-    rows = [{"method": m, "lr_mult": lr, "eval_loss": v}
-            for m in lm_loss for lr in lm_loss[m] for v in lm_loss[m][lr].values()]
-    plot_curves(axes[0, 1], rows, "lr_mult", "eval_loss",
-                title="Post-LN Transformer LM (no warm-up but adam_warmup)")
+    plot_curves(axes[0, 1], [r for r in ctx.rows if r["task"] == "lm"], "lr_mult",
+                "test_loss", title=f"Post-LN Transformer LM ({cfg.lm_layers} layers)")
     axes[0, 1].set_xscale("log")
-    axes[0, 1].set_xlabel("lr / 1e-3")
+    axes[0, 1].set_xlabel(f"lr / {cfg.adam_lr:g}")
     ctx.save_figure(fig, "lr_sensitivity")
 
     digit_rows = [r for r in ctx.metrics if r.get("task") == "digits"]
@@ -542,5 +707,5 @@ def _plots(cfg: AdaModConfig, ctx: RunContext, acc: dict, lm_loss: dict) -> None
     axes = np.atleast_1d(axes).ravel()
     for ax, mult in zip(axes, mults, strict=True):
         plot_curves(ax, [r for r in lm_rows if float(r["lr_mult"]) == mult], "step",
-                    "eval_loss", title=f"LM held-out loss, lr {cfg.adam_lr * mult:g}")
+                    "val_loss", title=f"LM validation loss, lr {cfg.adam_lr * mult:g}")
     ctx.save_figure(fig, "lm_curves")
