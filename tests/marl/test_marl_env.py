@@ -185,3 +185,23 @@ def test_renders():
         TrashCollectionEnv("room", render_mode="human")
     with pytest.raises(ValueError, match="layout"):
         TrashCollectionEnv("nope")
+
+
+def test_bad_actions_unknown_agents_and_step_before_reset_raise():
+    import numpy as np
+    import pytest
+
+    from adaptlearn.marl.trash_collection_v0 import TrashCollectionEnv
+
+    env = TrashCollectionEnv("tiny")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({})
+    env.reset(seed=0)
+    agent = env.possible_agents[0]
+    for bad in (2.9, True, "1", 7, -1):
+        with pytest.raises(ValueError, match=f"action of {agent} must be an int"):
+            env.step({agent: bad})
+    with pytest.raises(ValueError, match="unknown agent"):
+        env.step({"nobody": 0})
+    env.step({agent: np.int64(1)})  # NumPy integers are integers
+    env.step({agent: np.array(2)})

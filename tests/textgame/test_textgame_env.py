@@ -141,3 +141,19 @@ def test_e_noise_is_seeded():
         return [env.step(6)[4]["elimination"] for _ in range(40)]
     assert signals(5) == signals(5)
     assert 0 < sum(signals(5)) < 40  # "look" is valid: every 1 is a flip
+
+
+def test_bad_actions_and_step_before_reset_raise():
+    import numpy as np
+    import pytest
+
+    from adaptlearn.textgame import TextQuestEnv
+
+    env = TextQuestEnv("egg")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    env.reset(seed=0)
+    for bad in (2.9, True, env.n_actions, -1):
+        with pytest.raises(ValueError, match="action must be an int"):
+            env.step(bad)
+    env.step(np.int64(1))

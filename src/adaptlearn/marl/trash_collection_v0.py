@@ -167,6 +167,7 @@ class TrashCollectionEnv(ParallelEnv):
         self.team_reward = bool(team_reward)
         self.possible_agents = [f"agent_{i}" for i in range(len(layout.agents))]
         self.agents: list[str] = []
+        self._was_reset = False
         self.n_agents = len(self.possible_agents)
         self.n_trash = len(layout.trash)
         h, w = layout.height, layout.width
@@ -269,17 +270,28 @@ class TrashCollectionEnv(ParallelEnv):
             idx = self._np_random.choice(len(free), size=self.n_trash, replace=False)
             self._trash = [free[int(i)] for i in idx]
         self.agents = list(self.possible_agents)
+        self._was_reset = True
         return self._observations(), self._infos()
 
     def step(self, actions: dict[str, Any]) -> tuple[
         dict[str, np.ndarray], dict[str, float], dict[str, bool], dict[str, bool],
         dict[str, dict[str, Any]],
     ]:
-        """Apply one joint action (missing agents stay); return fresh per-agent dicts."""
-        acts = [int(actions.get(a, STAY)) for a in self.possible_agents]
-        for a, act in zip(self.possible_agents, acts, strict=True):
-            if not 0 <= act < len(ACTIONS):
-                raise ValueError(f"action of {a} must be an int in [0, 7); got {act}")
+        """Apply one joint action (missing agents stay); return fresh per-agent dicts.
+
+        Raises:
+            RuntimeError: before the first ``reset()``.
+            ValueError: an unknown agent, or an action that is not an integer in [0, 7) (a
+                float such as 2.9 is refused, not truncated).
+        """
+        if not self._was_reset:
+            raise RuntimeError("call reset() before step()")
+        unknown = sorted(set(actions) - set(self.possible_agents))
+        if unknown:
+            raise ValueError(
+                f"unknown agent(s) {unknown} in `actions`; agents are {self.possible_agents}"
+            )
+        acts = [_integer_action(actions.get(a, STAY), a) for a in self.possible_agents]
         self._move(acts)
         rewards = [0.0] * self.n_agents
         for i, act in enumerate(acts):
@@ -458,3 +470,14 @@ def parallel_env(**kwargs: Any) -> TrashCollectionEnv:
 def env(**kwargs: Any) -> Any:
     """The AEC version of :func:`parallel_env` (via ``parallel_to_aec``)."""
     return parallel_to_aec(parallel_env(**kwargs))
+
+
+def _integer_action(value: Any, agent: str) -> int:
+    """``value`` as an action index, refusing non-integers and values outside [0, 7)."""
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    if isinstance(value, np.ndarray) and value.shape == () and np.issubdtype(value.dtype,
+                                                                              np.integer):
+        value, ok = value.item(), True
+    if not ok or not 0 <= int(value) < len(ACTIONS):
+        raise ValueError(f"action of {agent} must be an int in [0, {len(ACTIONS)}); got {value!r}")
+    return int(value)

@@ -218,6 +218,7 @@ class TextQuestEnv(gym.Env[np.ndarray, np.int64]):
         self._obs_cache: dict[tuple[GameState, str], tuple[np.ndarray, str]] = {}
         self.gold_path: list[int] = self._gold_path()
         self._state = self._initial_state()
+        self._was_reset = False
         self._feedback = _FEEDBACK["start"]
         self._t = 0
 
@@ -467,16 +468,31 @@ class TextQuestEnv(gym.Env[np.ndarray, np.int64]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode in the start room; ``seed`` seeds the elimination-signal noise."""
         super().reset(seed=seed)
+        self._was_reset = True
         self._state = self._initial_state()
         self._feedback = "start"
         self._t = 0
         return self._observation(), self._info(0, False)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Execute command ``action``; returns ``(obs, reward, terminated, truncated, info)``."""
+        """Execute command ``action``; returns ``(obs, reward, terminated, truncated, info)``.
+
+        Raises:
+            RuntimeError: before the first ``reset()``.
+            ValueError: an action that is not an integer in ``[0, n_actions)`` (a float such as
+                2.9 is refused, not truncated).
+        """
+        if not self._was_reset:
+            raise RuntimeError("call reset() before step()")
+        ok = isinstance(action, int | np.integer) and not isinstance(action, bool | np.bool_)
+        if isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(
+                action.dtype, np.integer):
+            ok = True
+        if not ok or not 0 <= int(action) < len(self.commands):
+            raise ValueError(
+                f"action must be an int in [0, {len(self.commands)}); got {action!r}"
+            )
         a = int(action)
-        if not 0 <= a < len(self.commands):
-            raise ValueError(f"action must be in [0, {len(self.commands)}); got {action!r}")
         e, key, self._state, done = self._resolve(self._state, a)
         self._feedback = key
         self._t += 1
