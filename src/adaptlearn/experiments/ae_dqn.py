@@ -62,7 +62,7 @@ class AEDQNConfig:
     quest, so its cells could only come out ``control-failed`` (``--full`` runs both)."""
     sizes: str = "small,large"
     """Comma-separated action-space sizes: ``small`` (212 commands) and/or ``large`` (1,208)."""
-    egg_steps: int = 4000
+    egg_steps: int = 3000
     """Environment steps per egg-quest run at the small size."""
     troll_steps: int = 6000
     """Environment steps per troll-quest run at the small size."""
