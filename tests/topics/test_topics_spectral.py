@@ -230,3 +230,15 @@ def test_reuters_ships_offline():
     X, vocab = load_reuters_counts(200)
     assert X.shape[1] == 200 == len(vocab)
     assert X.shape[0] > 350 and np.all(np.asarray(X.sum(1)) >= 3)
+
+
+def test_float_word_ids_and_more_topics_than_words_are_refused():
+    import pytest
+
+    from adaptlearn.topics import SpectralLeader, as_count_matrix
+
+    with pytest.raises(ValueError, match="non-integer word ids"):
+        as_count_matrix([[0.0, 1.5, 2.0]], vocab_size=5)
+    assert as_count_matrix([[0, 1, 1]], vocab_size=5).toarray().tolist() == [[1, 2, 0, 0, 0]]
+    with pytest.raises(ValueError, match="must be <= the vocabulary size"):
+        SpectralLeader(6).partial_fit(np.ones((3, 4), dtype=int))

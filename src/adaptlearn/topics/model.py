@@ -134,7 +134,14 @@ def as_count_matrix(docs: object, vocab_size: int | None = None) -> sp.csr_matri
             raise ValueError("`vocab_size` is required when documents are lists of word ids")
         indptr, indices = [0], []
         for i, doc in enumerate(docs):
-            ids = np.asarray(doc, dtype=np.int64).ravel()
+            raw = np.asarray(doc).ravel()
+            if raw.size and not (np.issubdtype(raw.dtype, np.integer)
+                                 and not np.issubdtype(raw.dtype, np.bool_)):
+                raise ValueError(
+                    f"document {i} has non-integer word ids (dtype {raw.dtype}); word ids must "
+                    "be integers (they are not rounded)"
+                )
+            ids = raw.astype(np.int64)
             if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
                 bad = ids[(ids < 0) | (ids >= vocab_size)][0]
                 raise ValueError(

@@ -273,6 +273,11 @@ class SpectralLeader:
                 f"document {int(np.flatnonzero(lengths == 0)[0])} of the batch is empty"
             )
         if not self._initialized:
+            if self.n_topics > X.shape[1]:
+                raise ValueError(
+                    f"`n_topics` ({self.n_topics}) must be <= the vocabulary size "
+                    f"({X.shape[1]} words): the spectral method needs K <= V"
+                )
             self._init_state(X.shape[1])
         for i in range(X.shape[0]):
             lo, hi = X.indptr[i], X.indptr[i + 1]
