@@ -2,7 +2,9 @@
 
 Needs ``opencv-contrib-python-headless`` (optional); :func:`opencv_available` says whether it
 imports. A tracker that reports failure on a frame keeps its previous box (OTB one-pass
-evaluation has no re-initialisation).
+evaluation has no re-initialisation); :func:`opencv_track_sequence` counts those frames so that
+an anchor that does not track can be told apart from one that does (issue 19: at 64 px MOSSE
+fails on every frame, and its "result" is then the frozen box's).
 """
 
 from __future__ import annotations
@@ -41,17 +43,19 @@ def _factory(name: str):
 
 
 def opencv_track_sequence(
-    name: str, frames: np.ndarray, init_box: np.ndarray
-) -> tuple[np.ndarray, float]:
+    name: str, frames: np.ndarray, init_box: np.ndarray, *, return_failures: bool = False
+) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, int]:
     """Run OpenCV tracker ``name`` on one sequence.
 
     Args:
         name: ``"kcf"``, ``"csrt"`` or ``"mosse"``.
         frames: (T, H, W) float in [0, 1].
         init_box: (4,) ``(x, y, w, h)`` of frame 0.
+        return_failures: also return the number of frames where ``update()`` failed.
 
     Returns:
-        ``(boxes (T, 4), fps)``; fps times ``init`` and every ``update`` (BGR conversion excluded).
+        ``(boxes (T, 4), fps)``, or ``(boxes, fps, n_failed)`` with ``return_failures``; fps
+        times ``init`` and every ``update`` (BGR conversion excluded).
     """
     import cv2
 
@@ -67,11 +71,15 @@ def opencv_track_sequence(
     tracker.init(images[0], box0)
     elapsed = time.perf_counter() - start
     last = np.asarray(init_box, dtype=np.float32)
+    n_failed = 0
     for t in range(1, len(images)):
         start = time.perf_counter()
         ok, box = tracker.update(images[t])
         elapsed += time.perf_counter() - start
         if ok and box[2] > 0 and box[3] > 0:
             last = np.asarray(box, dtype=np.float32)
+        else:
+            n_failed += 1
         boxes[t] = last
-    return boxes, float(len(images) / max(elapsed, 1e-9))
+    fps = float(len(images) / max(elapsed, 1e-9))
+    return (boxes, fps, n_failed) if return_failures else (boxes, fps)
