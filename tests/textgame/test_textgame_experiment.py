@@ -1,106 +1,198 @@
-"""The ``ae-dqn`` experiment end to end (tiny preset), its presets, verdict and validation."""
+"""The ``ae-dqn`` experiment: tiny preset end to end, presets, same game at every size, verdict."""
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
 
 from adaptlearn.cli import main
 from adaptlearn.core import get_experiment
-from adaptlearn.experiments.ae_dqn import METHODS, AEDQNConfig, verdict
+from adaptlearn.experiments.ae_dqn import (
+    AUC_MARGIN,
+    METHODS,
+    SIZES,
+    AEDQNConfig,
+    make_env,
+    samples_needed,
+    verdict,
+    verdict_rows,
+)
+
+NEEDED = samples_needed(0.3, 0.6, 0.1, 31)
 
 
-def test_tiny_preset_writes_results_figures_and_verdict(tmp_path):
+def _table_widths(markdown):
+    """Cells per line of every Markdown table (split on unescaped pipes)."""
+    tables, current = [], []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(len(re.split(r"(?<!\\)\|", line.strip())) - 2)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_tiny_preset_is_plumbing_only_and_its_report_tables_are_aligned(tmp_path):
     assert main(["run", "ae-dqn", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
     (run_dir,) = (tmp_path / "ae-dqn").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert (results["verdict"]["outcome"], results["verdict"]["reason"]) == (
         "inconclusive", "plumbing-only")
-    assert set(results["methods"]) == {f"{m}(quest=egg,size=small)"
-                                       for m in ("dqn", "ae-dqn", "masked-dqn")}
+    assert set(results["methods"]) == {f"{m}(quest=egg,size=compact)" for m in METHODS}
     assert results["figures"] and all((run_dir / f).exists() for f in results["figures"])
     with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert {r["method"] for r in rows} == {"dqn", "ae-dqn", "masked-dqn"}
-    ae_rows = [r for r in rows if r["method"] == "ae-dqn"]
-    assert all(r["admissible_size"] and r["false_elim_visited"] for r in ae_rows)
+    assert {r["method"] for r in rows} == set(METHODS)
+    assert all(r["admissible_size"] and r["false_elim_visited"]
+               for r in rows if r["method"] == "ae-dqn")
     report = (run_dir / "report.md").read_text()
     assert "Per-game summary" in report and "Elimination quality" in report
+    tables = _table_widths(report)
+    assert len(tables) >= 2
+    for widths in tables:  # header, separator and every row have the same number of cells
+        assert len(set(widths)) == 1, widths
     # a run that never solved records steps to solve as a censored bound, not a measurement
     for method, per in results["methods"].items():
-        s = per["steps_to_solve"]
         unsolved = [v == 0.0 for v in per["solved"]["values"]]
-        assert s.get("censored", [False] * len(unsolved)) == unsolved, method
+        assert per["steps_to_solve"].get("censored", [False] * len(unsolved)) == unsolved, method
+    # the verdict's metrics name no pipe (it broke the report's tables)
+    assert not any("|" in c["metric"] for c in results["verdict"]["comparisons"])
 
 
-def test_quick_preset_covers_both_sizes_all_methods_and_enough_seeds():
+def test_quick_preset_is_powered_by_construction_and_full_covers_the_paper_grid():
     cfg = get_experiment("ae-dqn").make_config("quick")
     cfg.validate()
-    assert set(cfg.size_list) == {"small", "large"} and "egg" in cfg.quest_list
+    assert cfg.quest_list == ["egg"] and cfg.size_list == ["compact", "small"]
     assert set(cfg.method_list) == set(METHODS) and cfg.n_seeds >= 3
+    for size in cfg.size_list:
+        n = make_env(cfg, "egg", size).n_actions
+        # each step gives at most one sample: fewer steps per command than needed cannot work
+        assert cfg.steps("egg", size) >= NEEDED * n
     full = get_experiment("ae-dqn").make_config("full")
-    assert set(full.quest_list) == {"egg", "troll"}
-    assert full.steps("troll", "large") > full.steps("troll", "small") > full.steps("egg", "small")
+    assert set(full.quest_list) == {"egg", "troll"} and set(full.size_list) == {"small", "large"}
+    assert full.steps("troll", "large") > full.steps("egg", "large") > full.steps("egg", "small")
 
 
-def _rows(rng, gain_small, gain_large, n_seeds=4, oracle_solves=True, a_share=0.2,
-          quests=("egg",)):
-    """Verdict rows of the real shape: per (method, quest, size, seed) the trial's numbers."""
-    from adaptlearn.experiments.ae_dqn import verdict_rows
+@pytest.mark.parametrize("quest", ["egg", "troll"])
+@pytest.mark.parametrize("game_seed", [0, 1, 2])
+def test_every_size_is_the_same_game(quest, game_seed):
+    """The world comes from its own seed stream: only the distractor nouns change with |A|."""
+    cfg = AEDQNConfig(game_seed=game_seed)
+    envs = [make_env(cfg, quest, size) for size in SIZES]
+    gold = {tuple(e.commands[a] for a in e.gold_path) for e in envs}
+    assert len(gold) == 1
+    assert len({(tuple(e._world.room_names), str(e._world.exits)) for e in envs}) == 1
+    assert len({e.n_actions for e in envs}) == len(SIZES)
 
-    class R:  # the parts of a TrialResult verdict_rows reads
-        def __init__(self, method, quest, size, seed, auc, solved, a_size, n):
-            self.trial = type("T", (), {"as_dict": lambda _: {
-                "method": method, "seed": seed, "quest": quest, "size": size}})()
-            self.final = {"auc_return": auc, "solved": float(solved), "steps_to_solve": 1000.0,
-                          "final_return": auc, "final_success": float(solved)}
-            self.extra = {"n_actions": n, "admissible_size": a_size}
 
+def test_samples_needed_follows_the_confidence_width():
+    assert NEEDED == 57  # 31 * (0.3 / 0.16 - 0.05) = 56.6
+    assert samples_needed(0.5, 0.6, 0.1, 31) > NEEDED > samples_needed(0.3, 0.5, 0.1, 31)
+    assert samples_needed(0.3, 0.6, 0.1, 101) > NEEDED
+
+
+class _Result:  # the parts of a TrialResult that verdict_rows reads
+    def __init__(self, method, quest, size, seed, auc, solved, spc, a_share):
+        n = 8 + SIZES[size][0] * SIZES[size][1]
+        self.trial = type("T", (), {"as_dict": lambda _: {
+            "method": method, "seed": seed, "quest": quest, "size": size}})()
+        self.final = {"auc_return": auc, "solved": float(solved),
+                      "steps_to_solve": 1000.0 if solved else 7000.0, "final_return": auc,
+                      "final_success": float(solved)}
+        ae = method == "ae-dqn"
+        self.extra = {"n_actions": n, "budget": round(spc * n), "samples_needed": NEEDED,
+                      "samples_per_command": 0.7 * spc if ae else 0.8 * spc,
+                      "admissible_size": a_share * n if ae else None}
+
+
+def _auc(rng, size):
+    """AUC of one run as a quick run spreads them: at the floor (-0.5) unless it solves at a
+    random evaluation, after which it earns ~0.93 per evaluation."""
+    solved_at = rng.uniform(0.2, 1.6, size)  # share of the run; > 1: never solved
+    return np.where(solved_at < 1, -0.5 + 1.43 * (1 - solved_at), -0.5)
+
+
+def _rows(rng, gains=(0.0, 0.0), n_seeds=3, oracle_solves=True, spc=80.0, a_share=0.45,
+          sizes=("compact", "small")):
     results = []
-    for q in quests:
-        for size, n, gain in (("small", 212, gain_small), ("large", 1208, gain_large)):
-            for seed in range(n_seeds):
-                base = 0.2 + 0.05 * rng.normal()
-                results.append(R("dqn", q, size, seed, base, False, None, n))
-                results.append(R("ae-dqn", q, size, seed, base + gain + 0.03 * rng.normal(),
-                                 False, a_share * n, n))
-                results.append(R("masked-dqn", q, size, seed, 0.9, oracle_solves, None, n))
+    for size, gain in zip(sizes, gains, strict=True):
+        base = _auc(rng, n_seeds)
+        null = _auc(rng, n_seeds)
+        for seed in range(n_seeds):
+            # gain 0: AE-DQN from the same distribution as DQN; otherwise DQN + gain + noise
+            ae = null[seed] if gain == 0 else base[seed] + gain + 0.03 * rng.normal()
+            results += [
+                _Result("dqn", "egg", size, seed, base[seed], False, spc, a_share),
+                _Result("ae-dqn", "egg", size, seed, ae, False, spc, a_share),
+                _Result("masked-dqn", "egg", size, seed, 0.8, oracle_solves, spc, a_share)]
     return verdict_rows(results)
 
 
 def test_null_verdict_is_never_supported():
     rng = np.random.default_rng(0)
-    outcomes = {verdict(_rows(rng, 0.0, 0.0)).outcome for _ in range(200)}
+    outcomes = [verdict(_rows(rng)).outcome for _ in range(200)]
     assert "supported" not in outcomes
+    assert "not supported" in outcomes  # the verdict can fail, not only stay unresolved
 
 
 def test_planted_growing_advantage_is_supported():
-    v = verdict(_rows(np.random.default_rng(1), 0.05, 0.3))
-    assert (v.outcome, v.reason) == ("supported", "holds")
+    """AE-DQN ahead by 0.2 / 0.6 AUC (seed noise 0.03): supported in >= 90% of draws (3 seeds
+    give Student-t intervals with 2 degrees of freedom, so an unlucky draw stays unresolved)."""
+    rng = np.random.default_rng(1)
+    verdicts = [verdict(_rows(rng, gains=(0.2, 0.6))) for _ in range(50)]
+    supported = [v for v in verdicts if (v.outcome, v.reason) == ("supported", "holds")]
+    assert len(supported) >= 45
+    assert {v.outcome for v in verdicts} <= {"supported", "inconclusive"}
+    assert len(verdicts[0].comparisons) == 3  # one per cell, and the growth compact -> small
 
 
 def test_advantage_that_does_not_grow_is_not_supported():
-    v = verdict(_rows(np.random.default_rng(2), 0.3, 0.3))
-    assert v.outcome != "supported"
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        v = verdict(_rows(rng, gains=(0.3, 0.3)))
+        assert v.outcome != "supported"
+        assert [c.status for c in v.comparisons[:2]] == ["holds", "holds"]
 
 
-def test_failed_oracle_is_control_failed_and_no_elimination_is_underpowered():
-    rng = np.random.default_rng(3)
-    # both methods at the floor and the oracle failing: never "not supported"
-    v = verdict(_rows(rng, 0.0, -0.2, oracle_solves=False))
+def test_both_at_the_floor_with_powered_bandit_and_solving_oracle_is_not_supported():
+    rows = _rows(np.random.default_rng(3))
+    for r in rows:
+        if r["method"] in ("dqn", "ae-dqn"):
+            r["auc_return"] = -0.5
+        if r["method"].startswith("gain_"):
+            r["auc_gain"] = 0.0
+    v = verdict(rows)
+    assert (v.outcome, v.reason) == ("not supported", "fails")
+    assert all(c.effect == 0.0 and c.effect < AUC_MARGIN for c in v.comparisons)
+
+
+def test_failed_oracle_is_control_failed_even_with_a_planted_effect():
+    v = verdict(_rows(np.random.default_rng(4), gains=(0.15, 0.4), oracle_solves=False))
     assert (v.outcome, v.reason) == ("inconclusive", "control-failed")
-    v = verdict(_rows(rng, 0.05, 0.3, a_share=0.85))
+    assert not any(p.ok for p in v.preconditions if p.name.startswith("true-mask oracle"))
+
+
+def test_bandit_without_the_samples_is_underpowered_even_with_a_planted_effect():
+    rng = np.random.default_rng(5)
+    v = verdict(_rows(rng, gains=(0.15, 0.4), spc=NEEDED - 1))  # budget too small
     assert (v.outcome, v.reason) == ("inconclusive", "underpowered")
-    assert verdict(_rows(rng, 0.05, 0.3, n_seeds=2)).reason == "underpowered"
-    assert verdict(_rows(rng, 0.05, 0.3), preset="tiny").reason == "plumbing-only"
+    # the budget was there but the elimination did not act: A' still 85% of the commands
+    v = verdict(_rows(rng, gains=(0.15, 0.4), a_share=0.85))
+    assert (v.outcome, v.reason) == ("inconclusive", "underpowered")
+    assert verdict(_rows(rng, gains=(0.15, 0.4), n_seeds=2)).reason == "underpowered"
+    rows = [r for r in _rows(rng, gains=(0.15, 0.4)) if r["method"] != "masked-dqn"]
+    assert verdict(rows).reason == "control-failed"  # no oracle run: the control is unchecked
+    assert verdict(_rows(rng, gains=(0.15, 0.4)), preset="tiny").reason == "plumbing-only"
 
 
 @pytest.mark.parametrize("kwargs,field", [
     ({"quests": "egg,dragon"}, "quests"), ({"sizes": "huge"}, "sizes"),
     ({"methods": "dqn,sarsa"}, "methods"), ({"methods": ""}, "methods"),
     ({"n_seeds": 0}, "n_seeds"), ({"eps_decay_frac": 0.0}, "eps_decay_frac"),
-    ({"large_step_factor": 0.5}, "large_step_factor"), ({"reg": 0.0}, "reg"),
+    ({"egg_steps_per_command": 0.0}, "egg_steps_per_command"), ({"reg": 0.0}, "reg"),
     ({"online_bandit": 1}, "online_bandit"),
 ])
 def test_config_validation_names_the_field(kwargs, field):

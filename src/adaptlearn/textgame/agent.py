@@ -420,18 +420,20 @@ def evaluate(env: Any, agent: AEDQNAgent, *, episodes: int, epsilon: float,
             "length": float(np.mean(lengths))}
 
 
-def elimination_stats(env: Any, agent: AEDQNAgent) -> dict[str, float]:
-    """Quality of ``A'``: on the gold path and over every observation the agent has seen.
+def elimination_stats(env: Any, agent: AEDQNAgent,
+                      visited: np.ndarray | None = None) -> dict[str, float]:
+    """Quality of ``A'``: on the gold path and over the observations the agent trained on.
 
     Gold path (walked from ``env.reset(seed=0)``): ``admissible_size`` (mean ``|A'|``),
     ``gold_eliminated`` (gold-path steps whose gold command is *not* admissible: the lock-in failure
     the spec warns about), ``false_elim`` / ``true_elim`` (share of the truly admissible /
     inadmissible commands that are eliminated, averaged over the gold-path states).
 
-    Visited observations (the agent's observation table, each distinct observation once, judged
-    against the environment's true mask): ``false_elim_visited`` = eliminated valid pairs / valid
-    pairs, ``true_elim_visited`` = eliminated invalid pairs / invalid pairs,
-    ``admissible_size_visited`` = mean ``|A'|``.
+    Visited observations (``visited``: ids in the agent's observation table of the observations
+    met in *training*, each distinct observation once; default every row of the table, which
+    also holds evaluation and gold-path observations), judged against the environment's true
+    mask: ``false_elim_visited`` = eliminated valid pairs / valid pairs, ``true_elim_visited`` =
+    eliminated invalid pairs / invalid pairs, ``admissible_size_visited`` = mean ``|A'|``.
     """
     obs, info = env.reset(seed=0)
     sizes, gold_out, false_e, true_e = [], 0, [], []
@@ -444,9 +446,9 @@ def elimination_stats(env: Any, agent: AEDQNAgent) -> dict[str, float]:
         false_e.append(float((~adm & valid).sum() / max(1, valid.sum())))
         true_e.append(float((~adm & ~valid).sum() / max(1, (~valid).sum())))
         obs, _, _, _, info = env.step(a)
-    n = len(agent.table)
-    adm_all = agent.admissible(np.arange(n)).numpy()
-    valid_all = agent.table.masks[:n]
+    ids = np.arange(len(agent.table)) if visited is None else np.asarray(visited, dtype=np.int64)
+    adm_all = agent.admissible(ids).numpy()
+    valid_all = agent.table.masks[ids]
     return {"admissible_size": float(np.mean(sizes)), "gold_eliminated": float(gold_out),
             "false_elim": float(np.mean(false_e)), "true_elim": float(np.mean(true_e)),
             "false_elim_visited": float((~adm_all & valid_all).sum() / max(1, valid_all.sum())),
@@ -467,11 +469,14 @@ def train_agent(
         ``eval_success``, ``train_return`` of recent episodes, ``admissible_size`` ...), and
         ``first_success_step`` (first training episode that reached the goal),
         ``steps_to_solve`` (first evaluation with success ``>= solve_success``; ``total_steps``
-        if never, i.e. censored), ``solved`` (0/1), ``final_return``, ``final_success``.
+        if never, i.e. censored), ``solved`` (0/1), ``final_return``, ``final_success``,
+        ``samples_per_command_median`` (median over commands of the replayed transitions that
+        took it).
     """
     eval_env = eval_env if eval_env is not None else env
     obs, info = env.reset(seed=seed)
     oid = agent.table.add(obs, info["admissible_mask"])
+    trained_on = {oid}  # table ids met in training (evaluation adds rows too)
     ep_ret, recent, first_success = 0.0, [], math.nan
     curve: list[dict[str, Any]] = []
     steps_to_solve = math.nan
@@ -480,6 +485,7 @@ def train_agent(
         action = agent.act(oid)
         obs, reward, term, trunc, info = env.step(action)
         nid = agent.table.add(obs, info["admissible_mask"])
+        trained_on.add(nid)
         agent.observe(oid, action, reward, nid, term, info["elimination"])
         agent.update()
         ep_ret += reward
@@ -490,6 +496,7 @@ def train_agent(
             recent = [*recent, ep_ret][-10:]
             obs, info = env.reset()
             oid = agent.table.add(obs, info["admissible_mask"])
+            trained_on.add(oid)
             ep_ret = 0.0
         if step % eval_every == 0 or step == total_steps:
             ev = evaluate(eval_env, agent, episodes=eval_episodes, epsilon=eval_epsilon,
@@ -498,7 +505,8 @@ def train_agent(
                                    "eval_success": ev["success"], "epsilon": agent.epsilon(),
                                    "train_return": float(np.mean(recent)) if recent else math.nan}
             if agent.uses_elimination:
-                row.update(elimination_stats(eval_env, agent))
+                row.update(elimination_stats(eval_env, agent,
+                                             np.fromiter(sorted(trained_on), dtype=np.int64)))
             curve.append(row)
             if math.isnan(steps_to_solve) and ev["success"] >= solve_success:
                 steps_to_solve = step
@@ -509,5 +517,8 @@ def train_agent(
         "solved": float(not math.isnan(steps_to_solve)),
         "final_return": last["eval_return"], "final_success": last["eval_success"],
         "best_return": max(r["eval_return"] for r in curve),
+        # what the bandit had to learn from: replayed samples per command (its power)
+        "samples_per_command_median": float(np.median(np.bincount(
+            agent.replay.action[: len(agent.replay)], minlength=agent.n_actions))),
     }
     return curve, summary

@@ -201,13 +201,17 @@ class TextQuestEnv(gym.Env[np.ndarray, np.int64]):
             check_choice("render_mode", render_mode, self.metadata["render_modes"], owner=owner)
         self.render_mode = render_mode
 
-        gen = np.random.default_rng(self.game_seed)
+        # The world (map, rooms, object places, hence the gold path) and the distractor nouns
+        # come from two independent streams of ``game_seed``, so games that differ only in
+        # their vocabulary size (212 vs 1,208 commands) are the same game.
+        world_seq, noun_seq = np.random.SeedSequence(self.game_seed).spawn(2)
         self.verbs: tuple[str, ...] = VERBS[: self.n_verbs]
-        self.nouns: tuple[str, ...] = tuple(o[0] for o in _OBJECTS) + self._distractors(gen)
+        self.nouns: tuple[str, ...] = (tuple(o[0] for o in _OBJECTS)
+                                       + self._distractors(np.random.default_rng(noun_seq)))
         self._props = {o[0]: o[1:] for o in _OBJECTS}
         self.commands: list[str] = [f"go {d}" for d in DIRECTIONS] + ["look", "inventory"]
         self.commands += [f"{v} {n}" for v in self.verbs for n in self.nouns]
-        self._world = self._generate(gen)
+        self._world = self._generate(np.random.default_rng(world_seq))
         self.vocab: list[str] = self._build_vocab()
         self._word_id = {w: i for i, w in enumerate(self.vocab)}
         self.obs_len = sum(self.SLOTS)
