@@ -1,10 +1,13 @@
-"""``selective-backprop``: time to target error of Selective-Backprop, Stale-SB and AdaptSB.
+"""``selective-backprop``: time to target error of Selective-Backprop against traditional training.
 
-Part 1 (clean labels): traditional training vs Selective-Backprop (SB) vs Stale-SB vs a random
-subset at SB's backward rate (and AdaptSB) on scikit-learn's bundled 8x8 digits (real scans,
-shifted + noisy copies; the main dataset) and optionally on generated sets. Part 2 (label
-noise): a fraction of the main dataset's training labels is shuffled; traditional vs SB vs
-AdaptSB.
+Reads as config -> trial (one *race* per dataset, noise level and seed) -> the declared claim and
+its pure verdict -> tables and figures -> ``run``.
+
+Part 1 (clean labels): traditional training vs Selective-Backprop (SB), and for context Stale-SB,
+a random subset at SB's backward rate, Kath18 and AdaptSB (which of them race is a config field)
+on scikit-learn's bundled 8x8 digits (real scans, shifted + noisy copies; the main dataset) and
+optionally on generated sets. Part 2 (label noise, our addition): a fraction of the main
+dataset's training labels is shuffled; SB vs AdaptSB (our design), optionally traditional.
 
 Protocol (Jiang et al., arXiv:1910.00762; reference code ``angelajiang/SelectiveBackprop``):
 
@@ -14,16 +17,21 @@ Protocol (Jiang et al., arXiv:1910.00762; reference code ``angelajiang/Selective
 - **Same schedule per epoch.** The LR is keyed on examples seen (the reference's
   ``forwardlr``), x0.1 at 37.5% and 75% of the budget (the shape of the paper's SVHN schedule);
   SB-type methods prime with one epoch of traditional training; beta = 3, R = 1024, p_min = 0.
-- **Time.** Process CPU seconds of the training loop (selection forwards, selection, queueing,
-  training steps; evaluation excluded) on one thread. Wall-clock seconds are recorded beside it,
-  and a cost model counts passes in forward-equivalents (a selection forward = 1, a training
-  step = 3: its forward plus a backward of about twice the forward's FLOPs), which does not move
-  between reruns.
-- **Targets.** Multiples ``m`` of traditional training's final test error (mean over seeds), ``m``
-  in {2, 1.5, 1.25, 1.1, 1}: the paper reports speedups to targets derived from traditional's final
-  error. Time to target = first evaluation at which the seed-mean error curve is at or below the
-  target (the evaluation points are the same examples-seen marks for every method); speedup =
-  traditional's time / the method's.
+  None of these is tuned here: they are the paper's, and the LR and widths were fixed before the
+  verdict existed. AdaptSB's threshold and momentum were chosen on the generated ``clusters`` set
+  (seed 0), never on the digits races the verdicts use.
+- **Time is process CPU time**, not wall-clock: the CPU seconds of the training loop (selection
+  forwards, selection, queueing, training steps; evaluation excluded) on one thread. CPU time is
+  not inflated by a second race running beside it, so races run in parallel worker processes
+  (``parallel_trials=True``). Wall-clock seconds are recorded beside it for the report only, and
+  a cost model counts passes in forward-equivalents (a selection forward = 1, a training step = 3:
+  its forward plus a backward of about twice the forward's FLOPs), which does not move between
+  reruns.
+- **Targets.** Multiples ``m`` of traditional training's final test error: per race (that seed's
+  traditional run) for the verdict and the per-seed results, and of the seed mean for the
+  seed-mean tables. Time to target = first evaluation at which the error is at or below the
+  target (evaluations sit at the same examples-seen marks for every method). A run that never
+  reaches a target is *censored*: its time is only known to exceed its whole training time.
 """
 
 from __future__ import annotations
@@ -51,7 +59,14 @@ from adaptlearn.core import (
     new_figure,
     register,
 )
-from adaptlearn.core.verdict import Claim, Comparison, Precondition, Verdict, judge
+from adaptlearn.core.verdict import (
+    Claim,
+    Comparison,
+    Precondition,
+    Verdict,
+    compare,
+    judge,
+)
 from adaptlearn.selection import (
     AdaptSB,
     Algorithm,
@@ -71,30 +86,35 @@ from adaptlearn.selection import (
     make_teacher_classification,
 )
 
+#: Methods a clean-label race can run, and a label-noise race.
 CLEAN_METHODS = ("traditional", "sb", "stale-sb", "random", "kath18", "adapt-sb")
 NOISY_METHODS = ("traditional", "sb", "adapt-sb")
 DATASETS = ("digits", "clusters", "teacher")
 #: Cost model: forward-equivalents of one training step per example (forward + backward, the
 #: backward costing about twice the forward's FLOPs); a selection forward counts 1.
 TRAIN_STEP_FORWARDS = 3.0
-#: Targets the verdict is judged at, as multiples of each seed's own traditional final error
-#: (traditional reaches them by construction; 1.1x and 1.0x are reported but sit within seed
-#: noise of traditional's last evaluations).
-VERDICT_TARGETS = (1.5, 1.25)
-#: Practical margin of the speedup: CPU-time speedups at this scale move by ~10-15% between
-#: identical reruns, so a speedup counts only when its interval clears 1.2x.
-SPEEDUP_MARGIN = 1.2
 
 
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
 @dataclass
 class SelectiveBackpropConfig:
     """Config of the selective-backprop experiment (defaults = the ``quick`` preset)."""
 
     datasets: tuple[str, ...] = ("digits",)
-    """Datasets of the clean-label part; the first is the main dataset (its speedups decide the
-    verdict) and also gets the label-noise part: ``digits`` (scikit-learn's bundled 8x8 scans,
-    augmented), ``clusters`` (generated Gaussian clusters), ``teacher`` (generated,
-    random-network labels)."""
+    """Datasets of the clean-label part, each a cell of the claim (SB must be faster on every
+    one); the first is the main dataset and also gets the label-noise part: ``digits``
+    (scikit-learn's bundled 8x8 scans, augmented), ``clusters`` (generated Gaussian clusters),
+    ``teacher`` (generated, random-network labels)."""
+    clean_methods: tuple[str, ...] = ("traditional", "sb", "random")
+    """Methods of a clean-label race (among :data:`CLEAN_METHODS`; ``traditional`` and ``sb``
+    are required, the rest is context). The quick preset keeps the random subset (the sceptic's
+    first question: is it only the fewer backward passes?) and leaves out Stale-SB, Kath18 and
+    AdaptSB, which buy no power for the claim, to afford five seeds; ``full`` runs all six."""
+    noisy_methods: tuple[str, ...] = ("sb", "adapt-sb")
+    """Methods of the label-noise race (among :data:`NOISY_METHODS`; ``sb`` and ``adapt-sb``
+    are required, ``traditional`` is context)."""
     n_train: int = 12000
     """Training examples of the generated sets."""
     n_test: int = 2000
@@ -143,8 +163,13 @@ class SelectiveBackpropConfig:
     """Test evaluations per epoch (not counted in the time)."""
     target_multipliers: tuple[float, ...] = (2.0, 1.5, 1.25, 1.1, 1.0)
     """Target errors as multiples of traditional training's final error."""
-    n_seeds: int = 3
-    """Seeds (one race of all methods per seed and dataset)."""
+    n_seeds: int = 5
+    """Seeds (one race of all methods per seed and dataset; the claim needs >= 3, and with
+    fewer than 5 its intervals are Student-t intervals, about twice as wide)."""
+    noise_seeds: int = 3
+    """Seeds of the label-noise part (the first ``noise_seeds`` of the run's seeds; at most
+    ``n_seeds``): AdaptSB's gain over SB there is ~6 points against ~0.5 points of seed noise,
+    so three seeds decide our verdict."""
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field."""
@@ -153,9 +178,18 @@ class SelectiveBackpropConfig:
             raise ValueError(f"`datasets` of {owner} must name at least one of {DATASETS}")
         for d in self.datasets:
             check_choice("datasets", d, DATASETS, owner=owner)
+        for name, allowed, required in (
+                ("clean_methods", CLEAN_METHODS, ("traditional", "sb")),
+                ("noisy_methods", NOISY_METHODS, ("sb", "adapt-sb"))):
+            methods = getattr(self, name)
+            for m in methods:
+                check_choice(name, m, allowed, owner=owner)
+            if len(set(methods)) != len(methods) or not set(required) <= set(methods):
+                raise ValueError(f"`{name}` of {owner} must list {required} once each (and "
+                                 f"others of {allowed} at most once); got {methods}")
         for name in ("n_train", "n_test", "n_features", "hidden", "epochs", "digits_epochs",
                      "batch_size", "selection_batch_size", "history_size", "staleness",
-                     "evals_per_epoch", "n_seeds"):
+                     "evals_per_epoch", "n_seeds", "noise_seeds"):
             check_int(name, getattr(self, name), 1, owner=owner)
         check_int("data_seed", self.data_seed, 0, owner=owner)
         check_int("prime_epochs", self.prime_epochs, 0, owner=owner)
@@ -179,6 +213,11 @@ class SelectiveBackpropConfig:
         return self.digits_epochs if dataset == "digits" else self.epochs
 
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Trial: one race of every method on one dataset, noise level and seed
+# ----------------------------------------------------------------------------------------------
 def load_dataset(name: str, cfg: SelectiveBackpropConfig) -> Dataset:
     """The dataset ``name`` with inputs flattened to ``[N, D]`` (cached per process)."""
     return _load_dataset(name, cfg.n_train, cfg.n_test, cfg.n_features, cfg.data_seed)
@@ -403,7 +442,7 @@ def train_one(trial: Trial, cfg: SelectiveBackpropConfig, tctx: TrialContext) ->
     """One race (all methods of one dataset and noise level, one seed); curves and totals."""
     dataset = trial.param("dataset", cfg.datasets[0])
     noise = float(trial.param("noise", 0.0))
-    methods = NOISY_METHODS if noise > 0 else CLEAN_METHODS
+    methods = cfg.noisy_methods if noise > 0 else cfg.clean_methods
     data = load_dataset(dataset, cfg)
     epochs = cfg.epochs_for(dataset)
     y_train, corrupted = corrupt_labels(data.y_train, noise, seed=cfg.data_seed + 1)
@@ -413,6 +452,9 @@ def train_one(trial: Trial, cfg: SelectiveBackpropConfig, tctx: TrialContext) ->
                    on_round=lambda _: bar.update(1))
     bar.close()
     final = {f"{m}|{k}": v for m, r in results.items() for k, v in r["final"].items()}
+    # The sceptic's trivial predictor: always the most common training class.
+    majority = int(torch.bincount(data.y_train).argmax())
+    final["data|majority_error"] = float((data.y_test != majority).float().mean())
     curve = [{"race_method": m, "dataset": dataset, "noise": noise, **row}
              for m, r in results.items() for row in r["curve"]]
     extra = {m: {"epoch_cpu_s": r["epoch_cpu_s"], "epoch_wall_s": r["epoch_wall_s"]}
@@ -428,6 +470,167 @@ def time_to_target(curve: Sequence[dict[str, Any]], target: float, key: str = "c
     return math.nan
 
 
+
+# ----------------------------------------------------------------------------------------------
+# The declared claim and its verdict (pure functions of per-trial numbers)
+# ----------------------------------------------------------------------------------------------
+#: The target the claim is judged at: 1.5x the same race's traditional final test error (the
+#: project card's target; the paper reports speedups to targets derived from traditional's final
+#: error, largest at loose targets). Tighter targets (1.25x, 1.1x, 1x) are reported, not judged:
+#: SB's final error sits 7-11% above traditional's here, so they mostly test the plateau.
+CLAIM_TARGET = 1.5
+#: Practical margin (ratio of CPU seconds to the target, traditional / SB): at least 1.5x, the
+#: project card's bar, declared before these runs. A reader would call a 1.5x shorter training a
+#: real saving (the paper reports up to 3.5x); it is well outside the noise measured here: per-seed
+#: speedups spread by about 15% (sd of the log speedup ~0.15, quick run of 2026-12-04) and
+#: CPU-time ratios of identical code move by 10-20% between reruns on this VM.
+SPEEDUP_MARGIN = 1.5
+#: Control: traditional training "learns" when its final error is below this fraction of the
+#: error of always predicting the most common class (the sceptic's first baseline).
+LEARNS_FRACTION = 0.5
+#: Our addition: AdaptSB's final error under label noise must be lower than SB's by at least one
+#: percentage point (a reader would call one point of test error real; SB's final error under
+#: noise spreads by about half a point between seeds).
+ADAPT_MARGIN = 0.01
+
+
+def target_key(mult: float) -> str:
+    """Row key of the CPU seconds to reach ``mult`` x the race's traditional final error."""
+    return f"cpu_s_to_{mult:g}x"
+
+
+def verdict_rows(results: Sequence[Any], multipliers: Sequence[float] = (CLAIM_TARGET,)
+                 ) -> list[dict[str, Any]]:
+    """One row per (dataset, noise, seed, method): final error, CPU seconds to each target.
+
+    Targets are multiples of the same race's traditional final error (races without
+    traditional training get no target times). A run that never reaches a target gets its whole
+    training-loop CPU time there, flagged ``<key>_censored``: only a lower bound of its time, so
+    a speedup computed from it is only an upper bound (see :func:`verdict`).
+    """
+    rows = []
+    for r in results:
+        dataset, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
+        curves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in r.curve:
+            curves[row["race_method"]].append(row)
+        trad_final = r.final.get("traditional|final_error")
+        for method, curve in curves.items():
+            row = {"method": method, "seed": r.trial.seed, "dataset": dataset, "noise": noise,
+                   "final_error": r.final.get(f"{method}|final_error"),
+                   "majority_error": r.final.get("data|majority_error")}
+            if trad_final is not None:
+                total = float(curve[-1]["cpu_s"])
+                for mult in multipliers:
+                    t = time_to_target(curve, mult * trad_final)
+                    row[target_key(mult)] = total if math.isnan(t) else t
+                    row[target_key(mult) + "_censored"] = math.isnan(t)
+            rows.append(row)
+    return rows
+
+
+def paper_claim(datasets: Sequence[str] = ("digits",)) -> Claim:
+    """The paper's claim, one paired comparison per clean-label dataset cell.
+
+    Budget it needs: an epoch budget in which traditional training converges well below the
+    majority-class error and SB reaches the 1.5x target in every seed (20 epochs on digits), and
+    >= 3 seeds (5 for bootstrap intervals).
+    """
+    key = target_key(CLAIM_TARGET)
+    return Claim(
+        statement=f"with clean labels, Selective-Backprop reaches {CLAIM_TARGET:g}x traditional "
+        f"training's final test error in >= {SPEEDUP_MARGIN:g}x less training CPU time than "
+        f"traditional training, on every dataset ({', '.join(datasets)}; paired by seed)",
+        comparisons=tuple(
+            Comparison(key, "sb", "traditional", higher_is_better=False, scale="ratio",
+                       margin=SPEEDUP_MARGIN, where={"dataset": d, "noise": 0.0},
+                       label=f"SB vs traditional: CPU s to {CLAIM_TARGET:g}x final error [{d}]")
+            for d in datasets
+        ),
+        min_pairs=3,
+    )
+
+
+def _cell(rows: Sequence[Mapping[str, Any]], method: str, dataset: str, noise: float
+          ) -> list[Mapping[str, Any]]:
+    return [r for r in rows if r["method"] == method and r["dataset"] == dataset
+            and r["noise"] == noise]
+
+
+def preconditions(rows: Sequence[Mapping[str, Any]], claim: Claim) -> list[Precondition]:
+    """Controls and power checks of every comparison's cell (see :func:`verdict`)."""
+    out = []
+    for c in claim.comparisons:
+        d, noise = c.where["dataset"], c.where["noise"]
+        trad = _cell(rows, "traditional", d, noise)
+        learns = [(r["final_error"], r["majority_error"]) for r in trad]
+        out.append(Precondition(
+            f"traditional training learns {d} (final error < {LEARNS_FRACTION:g}x the "
+            "majority-class error in every seed)",
+            ok=bool(learns) and all(e is not None and m is not None and e < LEARNS_FRACTION * m
+                                    for e, m in learns),
+            detail=", ".join(f"{e:.3f} vs {m:.3f}" for e, m in learns
+                             if e is not None and m is not None) or "no rows"))
+        missed = sum(bool(r.get(c.metric + "_censored", True)) for r in trad)
+        out.append(Precondition(
+            f"traditional reaches the {CLAIM_TARGET:g}x target on {d} within the budget in "
+            "every seed", ok=bool(trad) and missed == 0,
+            detail=f"{missed} of {len(trad)} seeds never reached it", reason="underpowered"))
+        # A censored SB time is a lower bound, so its speedup is an upper bound: such pairs can
+        # show that the margin is out of reach (the comparison fails even at the bounds), never
+        # that it holds. Otherwise the budget was too short to measure SB's time.
+        sb = _cell(rows, "sb", d, noise)
+        censored = sum(bool(r.get(c.metric + "_censored")) for r in sb)
+        if censored:
+            at_bounds = compare(c, rows, min_pairs=claim.min_pairs, confidence=claim.confidence)
+            out.append(Precondition(
+                f"SB's time to the {CLAIM_TARGET:g}x target on {d} is measured in every seed, "
+                "or fails the margin even at its censored bounds",
+                ok=at_bounds.status == "fails",
+                detail=f"SB never reached it in {censored} of {len(sb)} seeds; at the bounds "
+                f"(upper bounds of the speedup): {at_bounds.status}, "
+                f"{at_bounds.display_effect()}", reason="underpowered"))
+    return out
+
+
+def verdict(rows: Sequence[Mapping[str, Any]], *, datasets: Sequence[str] = ("digits",),
+            preset: str = "quick", detail: str = "") -> Verdict:
+    """The paper's verdict: a pure function of :func:`verdict_rows`' rows. AdaptSB plays no part.
+
+    Preconditions per dataset cell: traditional training learns (control-failed otherwise);
+    traditional reaches the target in every seed, and SB does too unless the comparison fails
+    even with SB's censored times at their bounds (underpowered otherwise: a longer budget is
+    needed to measure SB's time).
+    """
+    claim = paper_claim(datasets)
+    return judge(claim, rows, preconditions=preconditions(rows, claim), preset=preset,
+                 detail=detail)
+
+
+def our_claim(dataset: str = "digits", noise: float = 0.2) -> Claim:
+    """Ours, not the paper's: AdaptSB ends with a lower test error than SB under label noise."""
+    return Claim(
+        statement=f"(our addition) with {noise:.0%} shuffled training labels on {dataset}, "
+        f"AdaptSB's final test error is lower than SB's by >= {ADAPT_MARGIN:.0%} "
+        "(one point; paired by seed)",
+        comparisons=(Comparison("final_error", "adapt-sb", "sb", higher_is_better=False,
+                                margin=ADAPT_MARGIN, where={"dataset": dataset, "noise": noise},
+                                label=f"AdaptSB vs SB: final error [{dataset}, noise "
+                                f"{noise:g}]"),),
+        min_pairs=3,
+        source="ours",
+    )
+
+
+def our_verdict(rows: Sequence[Mapping[str, Any]], *, dataset: str = "digits",
+                noise: float = 0.2, preset: str = "quick") -> Verdict:
+    """Our own verdict on AdaptSB (reported apart; it never decides the paper's verdict)."""
+    return judge(our_claim(dataset, noise), rows, preset=preset, ours=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables and figures (description; the verdict does not read them)
+# ----------------------------------------------------------------------------------------------
 CURVE_KEYS = ("epoch", "cpu_s", "wall_s", "backprops", "cost_fpe", "test_error")
 #: Currencies of the speedup: curve key -> label.
 SPEEDUP_KEYS = {"cpu_s": "CPU", "wall_s": "wall", "cost_fpe": "cost model",
@@ -496,11 +699,6 @@ def speedup_table(
     return summary
 
 
-def _label(method: str, dataset: str, noise: float) -> str:
-    suffix = f"@{dataset}" + (f"+noise{noise:g}" if noise > 0 else "")
-    return method + suffix
-
-
 def _fmt(x: float, spec: str = ".2f") -> str:
     return "-" if not np.isfinite(x) else format(x, spec)
 
@@ -530,112 +728,6 @@ def format_tables(summary: dict[str, Any], n_seeds: int, label: Callable[[str], 
     return "\n".join(time_rows), "\n".join(speed_rows)
 
 
-@register(
-    "selective-backprop",
-    family="selection",
-    paper="Jiang et al., Accelerating Deep Learning by Focusing on the Biggest Losers "
-    "(arXiv:1910.00762, 2019); AdaptSB: A. H. Jiang, CMU PhD thesis",
-    claim="Selective-Backprop reaches a target test error up to 3.5x faster than traditional "
-    "training (Stale-SB a further 26% faster). AdaptSB under label noise is our own addition, "
-    "judged separately.",
-    config=SelectiveBackpropConfig,
-    presets={
-        "tiny": {"datasets": ("teacher",), "n_train": 2000, "n_test": 1000, "hidden": 64,
-                 "epochs": 3, "n_seeds": 1, "evals_per_epoch": 2, "history_size": 256},
-        # Wider network (closer to the paper's over-parameterised WRNs), longer schedules.
-        "full": {"datasets": ("digits", "clusters", "teacher"), "n_train": 40000,
-                 "n_test": 10000, "hidden": 512, "epochs": 24, "digits_epochs": 40,
-                 "n_seeds": 5},
-    },
-)
-def run(cfg: SelectiveBackpropConfig, ctx: RunContext) -> None:
-    """Run the races, compute times to target, plot error against time, set the verdict."""
-    cfg.validate()
-    trials = []
-    for dataset in cfg.datasets:
-        trials += ctx.make_trials(["race"], dataset=[dataset], noise=[0.0])
-    if cfg.noise_fraction > 0:
-        trials += ctx.make_trials(["race"], dataset=[cfg.datasets[0]],
-                                  noise=[cfg.noise_fraction])
-    results = ctx.run_trials(train_one, trials)
-    drops = ", ".join(f"{f:.1%}" for f in cfg.lr_drops)
-    ctx.add_section("Setup", (
-        f"MLP in-{cfg.hidden}-{cfg.hidden}-out with BatchNorm; SGD (Nesterov momentum 0.9, "
-        f"weight decay 5e-4), batch {cfg.batch_size}, LR {cfg.lr:g} x{cfg.lr_decay:g} at {drops} "
-        f"of the examples-seen budget (same LR per epoch for every method, as the reference's "
-        f"`forwardlr`); {cfg.digits_epochs} epochs on digits, {cfg.epochs} on generated sets; "
-        f"beta={cfg.beta:g} (backward rate 1/(beta+1)), R={cfg.history_size}, p_min=0, "
-        f"{cfg.prime_epochs} priming epoch(s) of traditional training for SB-type methods, "
-        f"selection forwards over {cfg.selection_batch_size} examples at a time (training "
-        f"batches of {cfg.batch_size}), "
-        f"Stale-SB staleness {cfg.staleness}; random = U^beta subset (no selection forward); "
-        f"Kath18 = loss-proportional sampling with replacement of {cfg.batch_size} from a pool "
-        f"of {round(cfg.beta + 1)} batches, switched on by its variance-reduction test, no "
-        "re-weighting (the variant the SB paper ran). "
-        f"All methods of one (dataset, seed) train in one process in interleaved epochs from the "
-        f"same initial weights and example order. Label noise: {cfg.noise_fraction:.0%} of the "
-        f"training labels of {cfg.datasets[0]} shuffled among themselves (test labels clean); "
-        "AdaptSB is our own design (per-example persistence, see the method card). Time = "
-        "process CPU seconds of the training loop on one thread (evaluation excluded); wall = "
-        "wall-clock seconds of the same loop; cost model = forward-equivalents (selection "
-        f"forward 1, training step {TRAIN_STEP_FORWARDS:g}). Seeds: "
-        + ", ".join(map(str, ctx.seeds)) + "."))
-
-    groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]] = {}
-    for r in results:
-        d, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
-        by_method = groups.setdefault((d, noise), {})
-        for method in (NOISY_METHODS if noise > 0 else CLEAN_METHODS):
-            curve = [row for row in r.curve if row["race_method"] == method]
-            final = {k.split("|", 1)[1]: v for k, v in r.final.items()
-                     if k.split("|", 1)[0] == method}
-            by_method.setdefault(method, []).append({"curve": curve, "final": final,
-                                                     **r.extra[method]})
-            label = _label(method, d, noise)
-            for metric, value in final.items():
-                lower = metric in ("final_error", "train_cpu_s", "train_wall_s", "backprops",
-                                   "selection_forwards", "cost_fpe", "noisy_share_of_backprops")
-                neutral = metric in ("backward_rate", "steps", "steps_per_cpu_s",
-                                     "steps_per_wall_s")
-                ctx.add_result(label, metric, value,
-                               higher_is_better=None if neutral else not lower)
-            for row in curve:
-                ctx.log(method=label, seed=r.trial.seed,
-                        **{k: v for k, v in row.items() if k != "race_method"})
-
-    summaries: dict[str, Any] = {}
-    for (d, noise), by_method in groups.items():
-        summary = speedup_table(by_method, cfg.target_multipliers, prime_epochs=cfg.prime_epochs)
-        key = _label("", d, noise).lstrip("@")
-        summaries[key] = summary
-        for method, e in summary["methods"].items():
-            label = _label(method, d, noise)
-            ctx.add_result(label, "epoch_speedup_cpu", e["epoch_speedup_cpu"],
-                           higher_is_better=True)
-            for mult in cfg.target_multipliers:
-                for k, name in (("cpu_s", "speedup"), ("cost_fpe", "model_speedup")):
-                    if np.isfinite(e[mult]["speedup_" + k]):
-                        ctx.add_result(label, f"{name}_{mult:g}x", e[mult]["speedup_" + k],
-                                       higher_is_better=True)
-        title = f"{d}, " + (f"{noise:.0%} labels shuffled" if noise > 0 else "clean labels")
-        times, speeds = format_tables(summary, len(ctx.seeds),
-                                      label=lambda m, d=d, noise=noise: _label(m, d, noise))
-        ctx.add_section(f"Time to target error: {title}", times + (
-            "\n\nTargets = multiples of traditional's final test error (mean over seeds). CPU s ="
-            " process CPU seconds of the training loop until the seed-mean error curve first "
-            "reaches the target; speedup = traditional's time / the method's; epoch = epochs "
-            "(examples seen / N) at that point; seeds = how many single seeds reached it. "
-            "Per-epoch speedup = median epoch cost of traditional / the method's, after "
-            "priming."))
-        ctx.add_section(f"Speedup to target in four currencies: {title}", speeds + (
-            "\n\nCPU = process CPU time, wall = wall-clock time of the same loop, cost model = "
-            f"forward-equivalents (selection forward 1, training step {TRAIN_STEP_FORWARDS:g}; "
-            "deterministic), backward passes = examples backpropagated."))
-        _plot(ctx, by_method, summary, title, d, noise)
-    ctx.note("time_to_target", _jsonable(summaries))
-    _verdict(cfg, ctx, results, summaries)
-
-
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {(f"{k:g}x" if isinstance(k, float) else k): _jsonable(v) for k, v in x.items()}
@@ -644,7 +736,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _plot(ctx: RunContext, by_method: dict[str, list[dict[str, Any]]], summary: dict[str, Any],
+def _plot(ctx: RunContext, by_method: dict[str, list[dict[str, Any]]], targets: Sequence[float],
           title: str, dataset: str, noise: float) -> None:
     fig, axes = new_figure(1, 3, width=4.6)
     panels = (("cpu_s", "training-loop CPU s"), ("wall_s", "training-loop wall-clock s"),
@@ -662,7 +754,7 @@ def _plot(ctx: RunContext, by_method: dict[str, list[dict[str, Any]]], summary: 
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test error")
         ax.set_yscale("log")
-        for target in summary["targets"].values():
+        for target in targets:
             ax.axhline(target, color="grey", lw=0.6, ls=":")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
@@ -670,110 +762,162 @@ def _plot(ctx: RunContext, by_method: dict[str, list[dict[str, Any]]], summary: 
     ctx.save_figure(fig, f"error_vs_time_{dataset}" + (f"_noise{noise:g}" if noise > 0 else ""))
 
 
-def target_key(mult: float) -> str:
-    """Row key of the CPU seconds to reach ``mult`` x the seed's traditional final error."""
-    return f"cpu_s_to_{mult:g}x"
-
-
-def verdict_rows(results: Sequence[Any], targets: Sequence[float] = VERDICT_TARGETS
-                 ) -> list[dict[str, Any]]:
-    """Per (dataset, noise, seed, method) rows: final error and CPU seconds to each target.
-
-    Targets are multiples of the same race's traditional final error. A method that never
-    reaches a target gets its whole training-loop CPU time there, flagged ``_censored``: a lower
-    bound of its time, so a censored SB can only look slower than it is (conservative).
-    """
-    rows = []
-    for r in results:
-        dataset, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
-        curves: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in r.curve:
-            curves[row["race_method"]].append(row)
-        trad_final = r.final.get("traditional|final_error")
-        for method, curve in curves.items():
-            row = {"method": method, "seed": r.trial.seed, "dataset": dataset, "noise": noise,
-                   "final_error": r.final.get(f"{method}|final_error")}
-            total = float(curve[-1]["cpu_s"]) if curve else math.nan
-            for mult in targets:
-                t = (time_to_target(curve, mult * trad_final) if trad_final is not None
-                     else math.nan)
-                row[target_key(mult)] = total if math.isnan(t) else t
-                row[target_key(mult) + "_censored"] = bool(math.isnan(t))
-            rows.append(row)
-    return rows
-
-
-def paper_claim(main: str) -> Claim:
-    """SB reaches each target error faster than traditional training on the main dataset."""
-    return Claim(
-        statement=f"on {main} with clean labels, Selective-Backprop reaches "
-        f"{VERDICT_TARGETS[0]:g}x and {VERDICT_TARGETS[1]:g}x traditional training's final test "
-        "error in >= "
-        f"{SPEEDUP_MARGIN:g}x less training CPU time than traditional training (paired by seed)",
-        comparisons=tuple(
-            Comparison(target_key(m), "sb", "traditional", higher_is_better=False,
-                       scale="ratio", margin=SPEEDUP_MARGIN,
-                       where={"dataset": main, "noise": 0.0},
-                       label=f"SB vs traditional: CPU s to {m:g}x final error [{main}]")
-            for m in VERDICT_TARGETS
-        ),
-        min_pairs=3,
-    )
-
-
-def verdict(rows: Sequence[Mapping[str, Any]], main: str, *, preset: str = "quick",
-            detail: str = "") -> Verdict:
-    """The paper's verdict (pure). AdaptSB plays no part in it.
-
-    Controls: traditional training learns the main dataset (final error < 0.5 in every seed);
-    power: traditional reaches every target in every seed (its times are measured, not bounds).
-    """
-    trad = [r for r in rows if r["method"] == "traditional" and r["dataset"] == main
-            and r["noise"] == 0.0]
-    errors = [r["final_error"] for r in trad]
-    censored = sum(bool(r.get(target_key(m) + "_censored")) for r in trad
-                   for m in VERDICT_TARGETS)
-    pre = [
-        Precondition("traditional training learns the task (final error < 0.5 in every seed)",
-                     ok=bool(errors) and all(e is not None and e < 0.5 for e in errors),
-                     detail="final error "
-                     + ", ".join(f"{e:.3f}" for e in errors if e is not None)),
-        Precondition("traditional reaches every target in every seed", ok=censored == 0,
-                     detail=f"{censored} censored times", reason="underpowered"),
-    ]
-    return judge(paper_claim(main), rows, preconditions=pre, preset=preset, detail=detail)
-
-
-def our_verdict(rows: Sequence[Mapping[str, Any]], main: str, noise: float, *,
-                preset: str = "quick") -> Verdict:
-    """Ours, not the paper's: AdaptSB ends with a lower test error than SB under label noise."""
-    claim = Claim(
-        statement=f"(our addition) with {noise:.0%} shuffled labels on {main}, AdaptSB's final "
-        "test error is lower than SB's by > 0.5 points (paired by seed)",
-        # margin: half a percentage point of test error, about the seed noise of one race
-        comparisons=(Comparison("final_error", "adapt-sb", "sb", higher_is_better=False,
-                                margin=0.005, where={"dataset": main, "noise": noise},
-                                label=f"AdaptSB vs SB: final error [{main}, noise {noise:g}]"),),
-        min_pairs=3,
-        source="ours",
-    )
-    return judge(claim, rows, preset=preset, ours=True)
-
-
-def _verdict(cfg: SelectiveBackpropConfig, ctx: RunContext, results: Sequence[Any],
-             summaries: dict[str, Any]) -> None:
+# ----------------------------------------------------------------------------------------------
+# The experiment
+# ----------------------------------------------------------------------------------------------
+@register(
+    "selective-backprop",
+    family="selection",
+    paper="Jiang et al., Accelerating Deep Learning by Focusing on the Biggest Losers "
+    "(arXiv:1910.00762, 2019); AdaptSB: A. H. Jiang, CMU PhD thesis",
+    claim="Selective-Backprop reaches a target test error faster than traditional training (the "
+    "paper: up to 3.5x; judged here: >= 1.5x less CPU time to 1.5x traditional's final error, "
+    "paired by seed, on every dataset). AdaptSB under label noise is our own addition, judged "
+    "separately.",
+    config=SelectiveBackpropConfig,
+    presets={
+        "tiny": {"datasets": ("teacher",), "n_train": 1200, "n_test": 500, "hidden": 64,
+                 "epochs": 3, "n_seeds": 1, "evals_per_epoch": 2, "history_size": 256,
+                 "clean_methods": CLEAN_METHODS, "noisy_methods": NOISY_METHODS},
+        # Wider network (closer to the paper's over-parameterised WRNs), longer schedules.
+        "full": {"datasets": ("digits", "clusters", "teacher"), "n_train": 40000,
+                 "n_test": 10000, "hidden": 512, "epochs": 24, "digits_epochs": 40,
+                 "n_seeds": 5, "noise_seeds": 5, "clean_methods": CLEAN_METHODS,
+                 "noisy_methods": NOISY_METHODS},
+    },
+    # Time is process CPU time of each race's training loop, which a race in the other worker
+    # does not inflate (wall-clock is recorded for the report only).
+    parallel_trials=True,
+)
+def run(cfg: SelectiveBackpropConfig, ctx: RunContext) -> None:
+    """Run the races, judge the claim on per-seed times to target, tabulate and plot."""
+    cfg.validate()
     main = cfg.datasets[0]
-    rows = verdict_rows(results)
-    for row in rows:
-        label = _label(row["method"], row["dataset"], row["noise"])
-        for m in VERDICT_TARGETS:
-            ctx.add_result(label, target_key(m), row[target_key(m)], higher_is_better=False,
-                           censored=row[target_key(m) + "_censored"])
+    trials = []
+    for dataset in cfg.datasets:
+        trials += ctx.make_trials(["race"], dataset=[dataset], noise=[0.0])
+    if cfg.noise_fraction > 0:
+        noise_seeds = ctx.seeds[:cfg.noise_seeds]
+        trials += [t for t in ctx.make_trials(["race"], dataset=[main],
+                                              noise=[cfg.noise_fraction])
+                   if t.seed in noise_seeds]
+    results = ctx.run_trials(train_one, trials)
+    ctx.add_section("Setup", _setup_text(cfg, ctx.seeds))
+
+    rows = verdict_rows(results, cfg.target_multipliers)
+    _record(ctx, results, rows, cfg.target_multipliers)
+    summaries = _describe(ctx, cfg, results)
+    ctx.note("time_to_target", _jsonable(summaries))
+
     clean = summaries[main]["methods"]
     detail = (f"Final error on {main}: traditional {clean['traditional']['final_error']:.2%}, "
               f"SB {clean['sb']['final_error']:.2%}; per-epoch CPU speedup of SB "
               f"{clean['sb']['epoch_speedup_cpu']:.2f}x. The paper's up-to-3.5x is "
               "CIFAR/SVHN-scale on GPUs.")
-    ctx.set_verdict(verdict(rows, main, preset=ctx.preset, detail=detail))
+    ctx.set_verdict(verdict(rows, datasets=cfg.datasets, preset=ctx.preset, detail=detail))
     if cfg.noise_fraction > 0:
-        ctx.set_verdict(our_verdict(rows, main, cfg.noise_fraction, preset=ctx.preset))
+        ctx.set_verdict(our_verdict(rows, dataset=main, noise=cfg.noise_fraction,
+                                    preset=ctx.preset))
+
+
+def _label(method: str, dataset: str, noise: float) -> str:
+    suffix = f"@{dataset}" + (f"+noise{noise:g}" if noise > 0 else "")
+    return method + suffix
+
+
+#: Final metrics where lower is better; those in ``_NEUTRAL`` have no direction.
+_LOWER = ("final_error", "train_cpu_s", "train_wall_s", "backprops", "selection_forwards",
+          "cost_fpe", "noisy_share_of_backprops")
+_NEUTRAL = ("backward_rate", "steps", "steps_per_cpu_s", "steps_per_wall_s")
+
+
+def _record(ctx: RunContext, results: Sequence[Any], rows: Sequence[Mapping[str, Any]],
+            multipliers: Sequence[float]) -> None:
+    """Per-seed results (labels carry the cell) and curves into ``metrics.csv``."""
+    for r in results:
+        d, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
+        for key, value in r.final.items():
+            method, metric = key.split("|", 1)
+            if method == "data":
+                continue
+            ctx.add_result(_label(method, d, noise), metric, value,
+                           higher_is_better=None if metric in _NEUTRAL else metric not in _LOWER)
+        for row in r.curve:
+            ctx.log(method=_label(row["race_method"], d, noise), seed=r.trial.seed,
+                    **{k: v for k, v in row.items() if k != "race_method"})
+    for row in rows:
+        label = _label(row["method"], row["dataset"], row["noise"])
+        for mult in multipliers:
+            key = target_key(mult)
+            if key in row:
+                ctx.add_result(label, key, row[key], higher_is_better=False,
+                               censored=row[key + "_censored"])
+
+
+def _describe(ctx: RunContext, cfg: SelectiveBackpropConfig, results: Sequence[Any]
+              ) -> dict[str, Any]:
+    """Seed-mean tables (times and speedups to every target) and figures, per cell."""
+    groups: dict[tuple[str, float], dict[str, list[dict[str, Any]]]] = {}
+    for r in results:
+        d, noise = r.trial.param("dataset"), float(r.trial.param("noise"))
+        by_method = groups.setdefault((d, noise), {})
+        for method in (cfg.noisy_methods if noise > 0 else cfg.clean_methods):
+            curve = [row for row in r.curve if row["race_method"] == method]
+            final = {k.split("|", 1)[1]: v for k, v in r.final.items()
+                     if k.split("|", 1)[0] == method}
+            by_method.setdefault(method, []).append({"curve": curve, "final": final,
+                                                     **r.extra[method]})
+    summaries: dict[str, Any] = {}
+    for (d, noise), by_method in groups.items():
+        title = f"{d}, " + (f"{noise:.0%} labels shuffled" if noise > 0 else "clean labels")
+        targets: list[float] = []
+        if "traditional" in by_method:
+            summary = speedup_table(by_method, cfg.target_multipliers,
+                                    prime_epochs=cfg.prime_epochs)
+            summaries[_label("", d, noise).lstrip("@")] = summary
+            targets = list(summary["targets"].values())
+            times, speeds = format_tables(summary, len(ctx.seeds),
+                                          label=lambda m, d=d, noise=noise: _label(m, d, noise))
+            ctx.add_section(f"Time to target error (seed means): {title}", times + (
+                "\n\nDescriptive; the verdict uses per-seed times (results table, claim check). "
+                "Targets = multiples of traditional's final test error (mean over seeds). CPU s"
+                " = process CPU seconds of the training loop until the seed-mean error curve "
+                "first reaches the target ('-': never); speedup = traditional's time / the "
+                "method's; epoch = epochs (examples seen / N) at that point; seeds = how many "
+                "single seeds reached it. Per-epoch speedup = median epoch cost of traditional "
+                "/ the method's, after priming."))
+            ctx.add_section(f"Speedup to target in four currencies: {title}", speeds + (
+                "\n\nCPU = process CPU time, wall = wall-clock time of the same loop (races ran "
+                "two at a time, so wall-clock is inflated), cost model = forward-equivalents "
+                f"(selection forward 1, training step {TRAIN_STEP_FORWARDS:g}; deterministic), "
+                "backward passes = examples backpropagated."))
+        _plot(ctx, by_method, targets, title, d, noise)
+    return summaries
+
+
+def _setup_text(cfg: SelectiveBackpropConfig, seeds: Sequence[int]) -> str:
+    drops = ", ".join(f"{f:.1%}" for f in cfg.lr_drops)
+    return (
+        f"MLP in-{cfg.hidden}-{cfg.hidden}-out with BatchNorm; SGD (Nesterov momentum 0.9, "
+        f"weight decay 5e-4), batch {cfg.batch_size}, LR {cfg.lr:g} x{cfg.lr_decay:g} at {drops} "
+        f"of the examples-seen budget (same LR per epoch for every method, as the reference's "
+        f"`forwardlr`); {cfg.digits_epochs} epochs on digits, {cfg.epochs} on generated sets; "
+        f"beta={cfg.beta:g} (backward rate 1/(beta+1)), R={cfg.history_size}, p_min=0, "
+        f"{cfg.prime_epochs} priming epoch(s) of traditional training for SB-type methods, "
+        f"selection forwards over {cfg.selection_batch_size} examples at a time (training "
+        f"batches of {cfg.batch_size}), "
+        f"Stale-SB staleness {cfg.staleness}; random = U^beta subset (no selection forward); "
+        f"Kath18 = loss-proportional sampling with replacement of {cfg.batch_size} from a pool "
+        f"of {round(cfg.beta + 1)} batches, switched on by its variance-reduction test, no "
+        "re-weighting (the variant the SB paper ran). Clean races: "
+        f"{', '.join(cfg.clean_methods)}; label-noise races: {', '.join(cfg.noisy_methods)}. "
+        f"All methods of one (dataset, seed) train in one process in interleaved epochs from the "
+        f"same initial weights and example order. Label noise: {cfg.noise_fraction:.0%} of the "
+        f"training labels of {cfg.datasets[0]} shuffled among themselves (test labels clean); "
+        "AdaptSB is our own design (per-example persistence, see the method card). Time = "
+        "process CPU seconds of the training loop on one thread (evaluation excluded; races "
+        "run two at a time in worker processes, which CPU time tolerates); wall = wall-clock "
+        "seconds of the same loop; cost model = forward-equivalents (selection forward 1, "
+        f"training step {TRAIN_STEP_FORWARDS:g}). Per-seed times to a target that was never "
+        "reached are censored (shown as `>=` the whole training time, left out of means). "
+        "Seeds: " + ", ".join(map(str, seeds)) + f" (label noise: the first {cfg.noise_seeds}).")
