@@ -242,7 +242,7 @@ def test_sb_verdict_planted_speedup_is_supported():
         v = verdict(_rows(rng, 2.5))
         assert (v.outcome, v.reason) == ("supported", "holds")
     (c,) = v.comparisons
-    assert c.n_pairs == 5 and c.interval == "bca"
+    assert c.n_pairs == 5 and c.interval == "t"
     assert math.exp(c.effect) == pytest.approx(2.5, rel=0.25)
 
 
