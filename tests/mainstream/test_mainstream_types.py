@@ -4,7 +4,14 @@ import dataclasses
 
 import pytest
 
-from adaptlearn.mainstream import AppConfig, AppSpec, Schedule, StemOption, make_monotone
+from adaptlearn.mainstream import (
+    AppConfig,
+    AppSpec,
+    Schedule,
+    StemOption,
+    drop_dominated,
+    make_monotone,
+)
 
 
 def test_stem_option_validation():
@@ -40,6 +47,33 @@ def test_make_monotone_by_hand():
     out = make_monotone(opts)
     assert [o.recall for o in out] == [0.9, 0.9, 0.8, 0.8]
     assert [o.false_positive_rate for o in out] == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_drop_dominated_by_hand_keeps_only_measured_options():
+    opts = [StemOption(0, 0.7, 0.1), StemOption(1, 0.0, 0.0), StemOption(2, 0.6, 0.3),
+            StemOption(3, 0.8, 0.1), StemOption(4, 0.5, 0.4)]
+    out = drop_dominated(opts)
+    # k=0 and k=2 are dominated by k=3 (higher recall, no more false positives, cheaper);
+    # k=1 is not dominated (nothing deeper has q <= 0)
+    assert [o.frozen_layers for o in out] == [1, 3, 4]
+    assert set(out) <= set(opts)  # nothing invented
+    assert drop_dominated(out) == out
+    # the reference repair would have invented (0.8, 0.0) at k=1
+    assert StemOption(1, 0.8, 0.0) in make_monotone(opts)
+
+
+def test_appspec_repairs():
+    bumpy = (StemOption(0, 0.7, 0.1), StemOption(1, 0.9, 0.2), StemOption(2, 0.6, 0.3))
+    measured = set(bumpy)
+    assert set(AppSpec("a", bumpy, strict=False, repair="none").options) == measured
+    dropped = AppSpec("a", bumpy, strict=False, repair="drop_dominated").options
+    assert dropped == bumpy  # nothing dominated here, kept as measured although not monotone
+    ref = AppSpec("a", bumpy, strict=False).options  # the reference repair (default)
+    assert not set(ref) <= measured
+    dominated = (StemOption(0, 0.7, 0.2), StemOption(1, 0.9, 0.1))
+    assert AppSpec("a", dominated, strict=False, repair="drop_dominated").depths == (1,)
+    with pytest.raises(ValueError, match="repair"):
+        AppSpec("a", bumpy, strict=False, repair="magic")
 
 
 def test_round_trip_and_restricted():

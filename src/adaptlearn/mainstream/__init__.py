@@ -42,6 +42,7 @@ from adaptlearn.mainstream.types import InfeasibleBudgetError as InfeasibleBudge
 from adaptlearn.mainstream.types import NonMonotoneProfileError as NonMonotoneProfileError
 from adaptlearn.mainstream.types import Schedule as Schedule
 from adaptlearn.mainstream.types import StemOption as StemOption
+from adaptlearn.mainstream.types import drop_dominated as drop_dominated
 from adaptlearn.mainstream.types import make_monotone as make_monotone
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "Schedule",
     "StemCNN",
     "StemOption",
+    "drop_dominated",
     "empirical_event_f1",
     "estimate_correlation",
     "event_f1",

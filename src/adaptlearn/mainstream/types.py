@@ -19,14 +19,19 @@ from typing import Any
 from adaptlearn.core.validation import check_int, check_probability, check_range
 
 __all__ = [
+    "REPAIRS",
     "AppConfig",
     "AppSpec",
     "InfeasibleBudgetError",
     "NonMonotoneProfileError",
     "Schedule",
     "StemOption",
+    "drop_dominated",
     "make_monotone",
 ]
+
+#: How ``AppSpec(strict=False)`` treats a profile whose recall rises with depth.
+REPAIRS = ("reference", "drop_dominated", "none")
 
 
 class InfeasibleBudgetError(ValueError):
@@ -76,7 +81,10 @@ def make_monotone(options: tuple[StemOption, ...] | list[StemOption]) -> tuple[S
     """The reference code's fix for noisy profiles: recall never increases with depth.
 
     Scanning from the deepest freeze depth downwards, ``a(k) = max(a(k), a(k+1))`` (as
-    ``src/util/mpackage.py`` of ``angelajiang/mainstream`` does). False-positive rates are kept.
+    ``src/util/mpackage.py`` of ``angelajiang/mainstream`` does). False-positive rates are kept,
+    so a repaired point pairs one classifier's recall with another's false-positive rate: a
+    classifier that was never measured (raw (0.00, 0.00) can become (1.00, 0.00)). Use
+    :func:`drop_dominated` to repair without inventing options.
     """
     opts = sorted(options, key=lambda o: o.frozen_layers)
     out: list[StemOption] = []
@@ -85,6 +93,24 @@ def make_monotone(options: tuple[StemOption, ...] | list[StemOption]) -> tuple[S
         best = max(best, o.recall)
         out.append(StemOption(o.frozen_layers, best, o.false_positive_rate))
     return tuple(reversed(out))
+
+
+def drop_dominated(options: tuple[StemOption, ...] | list[StemOption]) -> tuple[StemOption, ...]:
+    """Drop every option that a deeper (cheaper to share) option dominates; invent nothing.
+
+    Option ``k`` is dominated when some depth ``k' > k`` has ``a(k') >= a(k)`` and
+    ``q(k') <= q(k)``: the deeper classifier is at least as good at every frame rate (event F1
+    rises with a and falls with q) and never costs more. The kept options are measured points,
+    sorted by depth; the deepest option is always kept. Recall may still rise with depth among
+    the kept options (when the deeper classifier also raises q).
+    """
+    opts = sorted(options, key=lambda o: o.frozen_layers)
+    kept = [
+        o for i, o in enumerate(opts)
+        if not any(d.recall >= o.recall and d.false_positive_rate <= o.false_positive_rate
+                   for d in opts[i + 1:])
+    ]
+    return tuple(kept)
 
 
 @dataclass(frozen=True)
@@ -100,7 +126,12 @@ class AppSpec:
         correlation: c in [0, 1], how strongly a per-frame miss persists to the next sampled
             frame of the same event: ``P(miss | previous miss) = (1 - a) + a * c``.
         strict: if True (default), a profile whose recall rises with depth raises
-            :class:`NonMonotoneProfileError`; if False it is repaired with :func:`make_monotone`.
+            :class:`NonMonotoneProfileError`; if False it is treated as ``repair`` says.
+        repair: with ``strict=False``, ``"reference"`` (default) applies the reference code's
+            :func:`make_monotone` to a non-monotone profile (it can pair one classifier's recall
+            with another's false-positive rate), ``"drop_dominated"`` applies
+            :func:`drop_dominated` to every profile and keeps the rest as measured, ``"none"``
+            keeps every option as measured.
 
     Raises:
         ValueError: on an empty profile, duplicate depths or out-of-range values.
@@ -113,8 +144,11 @@ class AppSpec:
     event_frequency: float = 0.3
     correlation: float = 0.107
     strict: bool = field(default=True, repr=False, compare=False)
+    repair: str = field(default="reference", repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.repair not in REPAIRS:
+            raise ValueError(f"`repair` of AppSpec must be one of {REPAIRS}; got {self.repair!r}")
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"`name` of AppSpec must be a non-empty str; got {self.name!r}")
         opts = tuple(self.options)
@@ -126,8 +160,12 @@ class AppSpec:
         if len(set(depths)) != len(depths):
             raise ValueError(f"`options` of AppSpec {self.name!r} has duplicate depths {depths}")
         opts = tuple(sorted(opts, key=lambda o: o.frozen_layers))
+        if not self.strict and self.repair == "drop_dominated":
+            opts = drop_dominated(opts)
         for shallow, deep in itertools.pairwise(opts):
             if deep.recall > shallow.recall + 1e-12:
+                if not self.strict and self.repair != "reference":
+                    break  # kept as measured
                 if self.strict:
                     raise NonMonotoneProfileError(
                         f"profile of app {self.name!r} is not monotone: recall "
@@ -162,7 +200,7 @@ class AppSpec:
         """The same app with only the given depths allowed (for No-/Max-Sharing baselines)."""
         keep = tuple(self.option(d) for d in depths)
         return AppSpec(self.name, keep, self.event_length_s, self.event_frequency,
-                       self.correlation, strict=False)
+                       self.correlation, strict=False, repair="none")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
