@@ -88,7 +88,7 @@ def test_pairs_only_within_the_cell():
         judge(Claim("no cell", (Comparison("score", "new", "base"),)), rows)
 
 
-def test_mixed_and_all_must_hold():
+def test_one_clearly_failed_clause_refutes_the_claim_however_many_hold():
     rng = np.random.default_rng(7)
     rows = _rows(3.0, 8, rng, cell="a") + _rows(-3.0, 8, rng, cell="b")
     claim = Claim(
@@ -97,7 +97,8 @@ def test_mixed_and_all_must_hold():
         min_pairs=5,
     )
     v = judge(claim, rows)
-    assert (v.outcome, v.reason) == ("inconclusive", "mixed")
+    assert (v.outcome, v.reason) == ("not supported", "fails")
+    assert v.text.startswith("1/2 comparison(s) hold, 1 fail")
 
 
 def test_lower_is_better_orientation_and_ratio_scale():

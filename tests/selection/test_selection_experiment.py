@@ -253,7 +253,7 @@ def test_sb_verdict_needs_every_dataset():
     assert both.outcome == "supported" and len(both.comparisons) == 2
     one = verdict(_rows(rng, {"digits": 2.5, "clusters": 1.0}, datasets=datasets),
                   datasets=datasets)
-    assert (one.outcome, one.reason) == ("inconclusive", "mixed")
+    assert (one.outcome, one.reason) == ("not supported", "fails")
     # a declared dataset without rows cannot be passed over
     missing = verdict(_rows(rng, 2.5), datasets=datasets)
     assert (missing.outcome, missing.reason) == ("inconclusive", "control-failed")

@@ -10,7 +10,8 @@ outcome         reason            when
 ==============  ================  ==========================================================
 supported       holds             every comparison's interval clears its margin
 not supported   fails             some comparison's interval lies wholly on the wrong side of
-                                  its margin and none holds
+                                  its margin (the claim is a conjunction: one clause clearly
+                                  refuted refutes it, however many others hold)
 inconclusive    plumbing-only     the ``tiny`` preset (a wiring check, never evidence)
 inconclusive    control-failed    a control precondition failed (the method's base does not
                                   beat the trivial baseline, the oracle fails, ...)
@@ -18,7 +19,6 @@ inconclusive    underpowered      a power precondition failed, or a comparison h
                                   pairs than the claim needs
 inconclusive    invalid           a comparison has non-finite effects (or a ratio of
                                   non-positive values)
-inconclusive    mixed             some comparisons hold and some fail
 inconclusive    unresolved        no comparison fails but some intervals straddle the margin
 ==============  ================  ==========================================================
 
@@ -67,7 +67,6 @@ REASONS = {
         "control-failed",
         "underpowered",
         "invalid",
-        "mixed",
         "unresolved",
     ),
 }
@@ -457,9 +456,6 @@ def judge(
     elif n_hold == n:
         outcome, reason = "supported", "holds"
         why = f"all {n} comparison(s) hold"
-    elif n_fail and n_hold:
-        outcome, reason = "inconclusive", "mixed"
-        why = f"mixed: {counts}"
     elif n_fail:
         outcome, reason = "not supported", "fails"
         why = counts

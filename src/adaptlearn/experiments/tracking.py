@@ -360,7 +360,7 @@ def build_claim(trackers: Sequence[str]) -> Claim:
     the learned updater's success AUC beats the validation-chosen EMA (grid incl. no update) and
     the validation-chosen SGD by :data:`CLAIM_MARGIN_AUC`. Needs >= :data:`MIN_SEQUENCES` test
     sequences. The paper's "real time" is reported beside the verdict (frames per CPU-second),
-    not judged: a clause that always holds would turn every failed AUC comparison into "mixed".
+    not judged: a clause that always holds would say nothing about the claim.
     """
     comparisons = []
     for t in trackers:
