@@ -95,3 +95,36 @@ def test_validation_messages():
         QLearner(TableNet(), gamma=1.5)
     with pytest.raises(ValueError, match="target_update_every"):
         QLearner(TableNet(), target_update_every=0)
+
+
+class OffsetNet(nn.Module):
+    """Q(o, .) = o + offset: online and target copies can be set to disagree."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return x + self.offset
+
+
+def test_double_q_target_takes_the_online_argmax_and_the_target_value():
+    """next_obs = [1, 4, 2]: the online net picks action 1; the target net values it at -6.
+    A target-argmax (plain DQN) target would bootstrap 7, an online max 4."""
+    gamma = 0.9
+    learner = QLearner(OffsetNet(), gamma=gamma)
+    with torch.no_grad():
+        learner.target_net.offset.copy_(torch.tensor([0.0, -10.0, 5.0]))
+    y = learner.td_targets(batch()).item()
+    assert y == pytest.approx(0.5 + gamma**3 * -6.0)
+    assert y != pytest.approx(0.5 + gamma**3 * 7.0) and y != pytest.approx(0.5 + gamma**3 * 4.0)
+    # the same through the mixer: Q_tot^- of the target values at the online argmax
+    torch.manual_seed(0)
+    mixer = QMixer(1, 2)
+    mixed = QLearner(OffsetNet(), mixer=mixer, gamma=gamma)
+    with torch.no_grad():
+        mixed.target_net.offset.copy_(torch.tensor([0.0, -10.0, 5.0]))
+    state = torch.randn(1, 2)
+    with torch.no_grad():
+        expect = 0.5 + gamma**3 * mixer(torch.tensor([[-6.0]]), state)
+    assert torch.allclose(mixed.td_targets(batch(state=state, next_state=state)), expect)

@@ -122,9 +122,10 @@ def test_online_spectral_leader_beats_em_on_k10_and_keeps_cost_flat():
     assert regret_sl < regret_em
     # geometric schedule: O(log n) refreshes
     assert 10 < sl.n_refreshes_ < 40
-    # regret per document falls: the leader converges
-    r = np.cumsum(best - ll_sl)
-    assert (r[-1] - r[749]) / 750 < 0.5 * r[749] / 750
+    # sublinear regret: the regret per word over the last quarter is near zero (a model that
+    # stops learning keeps a constant regret per word; a costly start cannot hide that)
+    words = np.asarray(corpus.counts.sum(axis=1)).ravel()
+    assert (best - ll_sl)[1125:].sum() / words[1125:].sum() < 0.02
 
 
 def test_sketch_with_full_basis_equals_exact():
