@@ -195,3 +195,11 @@ def test_tiny_preset_is_plumbing_only_end_to_end(tmp_path) -> None:
                                           "inference_only"}
     assert all(r["steps_per_cpu_s"] > 0 for r in tp)
     assert results["methods"]["a2c-B4-linear"]["final_return"]["n"] == 1
+
+
+def test_unknown_learn_env_is_refused_by_the_config(tmp_path, capsys) -> None:
+    assert main(["run", "accelerated-rl", "--preset", "tiny", "--set", "learn_env=Nope-v0",
+                 "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "`learn_env` of AcceleratedRLConfig" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "accelerated-rl").exists()

@@ -233,3 +233,16 @@ def test_tracking_a_static_target_with_ema_is_accurate():
     scores = evaluate(boxes, seq.boxes)
     assert scores["precision20"] == 1.0 and scores["auc"] > 0.5
     assert fps > 0 and boxes.shape == (20, 4)
+
+
+@pytest.mark.parametrize("box", [[1.0, 2.0, float("nan"), 5.0], [1.0, 2.0, 0.0, 5.0],
+                                 [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, -1.0]])
+def test_track_sequence_refuses_nan_empty_or_malformed_first_boxes(box):
+    import numpy as np
+
+    from adaptlearn.tracking.trackers import CorrelationFilterTracker, track_sequence
+    from adaptlearn.tracking.updaters import EMAUpdater
+
+    frames = np.zeros((3, 32, 32), dtype=np.float32)
+    with pytest.raises(ValueError, match="`init_box` must be 4 finite numbers"):
+        track_sequence(CorrelationFilterTracker(), EMAUpdater(0.1), frames, np.array(box))

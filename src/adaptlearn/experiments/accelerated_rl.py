@@ -131,6 +131,15 @@ class AcceleratedRLConfig:
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field."""
         owner = "AcceleratedRLConfig"
+        from adaptlearn.rl.envs import make_env
+
+        try:  # an unknown id is refused here, not at trial time
+            make_env(self.learn_env).close()
+        except Exception as err:
+            raise ValueError(
+                f"`learn_env` of {owner} must be an env id make_env can build (a classic-control "
+                f"id, 'MinAtar/<game>' or an ale-py game); got {self.learn_env!r}: {err}"
+            ) from None
         for b in self.throughput_backends:
             check_choice("throughput_backends", b, _BACKENDS, owner=owner)
         for n in self.throughput_n_envs:

@@ -424,10 +424,20 @@ def track_sequence(
     """
     from adaptlearn.tracking.updaters import OnlineSample
 
+    box = np.asarray(init_box, dtype=float)
+    if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+        raise ValueError(
+            f"`init_box` must be 4 finite numbers (x, y, w, h) with w > 0 and h > 0; got "
+            f"{np.asarray(init_box).tolist()!r}"
+        )
+    if np.ndim(frames) != 3 or len(frames) == 0:
+        raise ValueError(
+            f"`frames` must be a non-empty (T, H, W) array; got shape {np.shape(frames)}"
+        )
     gen = torch.Generator().manual_seed(seed)
     video = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
     n_frames, _, img_h, img_w = video.shape
-    x, y, w, h = (float(v) for v in init_box)
+    x, y, w, h = (float(v) for v in box)
     cx, cy = x + w / 2, y + h / 2
     w0, h0 = w, h
     boxes = np.zeros((n_frames, 4), dtype=np.float32)
