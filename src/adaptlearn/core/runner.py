@@ -48,6 +48,7 @@ __all__ = [
     "RunLock",
     "RunOptions",
     "find_resumable",
+    "pid_alive",
     "run_experiment",
 ]
 
@@ -442,7 +443,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 pid = self._holder()
-                if pid is not None and _pid_alive(pid):
+                if pid is not None and pid_alive(pid):
                     raise RunError(
                         f"run folder {self.path.parent} is being written by process {pid} "
                         f"(lock {self.path}); wait for it or stop it"
@@ -468,7 +469,8 @@ class RunLock:
         self._held = False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a process of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from adaptlearn.core import check_choice, check_int, check_range, spawn_seeds
+from adaptlearn.core.runner import pid_alive
 
 __all__ = [
     "AlternatingSampler",
@@ -358,16 +359,6 @@ class SerialSampler(Sampler):
 _CMD_STEP, _CMD_RESET, _CMD_CLOSE = 0, 1, 2
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _worker_main(index: int, env_fn: EnvFn, sl: tuple[int, int], seeds: list[int],
                  decor: list[int], raw: dict[str, Any], specs: dict[str, Any], ctrl: Any,
                  act_ready: Any, obs_ready: Any, errors: Any, parent_pid: int,
@@ -383,7 +374,7 @@ def _worker_main(index: int, env_fn: EnvFn, sl: tuple[int, int], seeds: list[int
         envs = [env_fn() for _ in range(hi - lo)]
         while True:
             while not act_ready.acquire(timeout=poll_s):
-                if not _alive(parent_pid):  # master gone: exit instead of lingering
+                if not pid_alive(parent_pid):  # master gone: exit instead of lingering
                     return
             cmd, t = int(ctrl[2 * index]), int(ctrl[2 * index + 1])
             if cmd == _CMD_CLOSE:
