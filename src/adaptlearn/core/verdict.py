@@ -233,9 +233,15 @@ class Precondition:
 
     @classmethod
     def from_comparison(
-        cls, result: ComparisonResult, name: str = "", reason: str = "control-failed"
+        cls, result: ComparisonResult, name: str = "", reason: str | None = None
     ) -> Precondition:
-        """A control that holds only when ``result`` holds (e.g. "method beats the null box")."""
+        """A control that holds only when ``result`` holds (e.g. "method beats the null box").
+
+        ``reason`` defaults to ``"underpowered"`` when the comparison had too few pairs to
+        decide, ``"control-failed"`` otherwise.
+        """
+        if reason is None:
+            reason = "underpowered" if result.status == "underpowered" else "control-failed"
         return cls(
             name=name or result.comparison.name,
             ok=result.status == "holds",

@@ -227,12 +227,9 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, preset: str = "quick",
     for h in hier:
         c = compare(Comparison("auc_return", h + ACER_SUFFIX + sfx, RANDOM_HIGH + sfx,
                                margin=AUC_MARGIN), rows, min_pairs=MIN_SEEDS)
-        pre.append(Precondition(
-            f"{h}+acer{sfx} beats a random high level by > {AUC_MARGIN:g} AUC (else the high "
-            "level shows no learning)",
-            ok=c.status == "holds",
-            detail=f"{c.status}: {c.display_effect()} ({c.interval}, n={c.n_pairs})",
-            reason="underpowered" if c.n_pairs < MIN_SEEDS else "control-failed"))
+        pre.append(Precondition.from_comparison(
+            c, f"{h}+acer{sfx} beats a random high level by > {AUC_MARGIN:g} AUC (else the high "
+            "level shows no learning)"))
     names = ", ".join(hier) or "none run"
     setting = ("with hand-coded subgoal masks (our declared variant; the flat methods get "
                "nothing like them)" if masks else "choosing subgoals freely (the paper's setting)")

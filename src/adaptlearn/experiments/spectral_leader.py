@@ -298,8 +298,7 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, preset: str = "quick") -> Verd
             where={"setting": s}), rows)
         pre.append(Precondition.from_comparison(
             control, f"a frozen model fails the sublinearity check [{s}] (its last-quarter "
-            f"regret/word is above {SUBLINEAR_EPS:g})",
-            reason="underpowered" if control.status == "underpowered" else "control-failed"))
+            f"regret/word is above {SUBLINEAR_EPS:g})"))
     if not comparisons:
         comparisons.append(Comparison("regret_per_word", SL, TUNED_EM))
     claim = Claim(

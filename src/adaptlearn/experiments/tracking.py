@@ -434,9 +434,8 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, preset: str = "quick") -> Verd
     preconditions = []
     for t in trackers:
         result = compare(control_comparison(t), means, min_pairs=claim.min_pairs)
-        # too few sequences to decide the control is a power problem, not a failed control
-        reason = "underpowered" if result.status == "underpowered" else "control-failed"
-        preconditions.append(Precondition.from_comparison(result, reason=reason))
+        # too few sequences to decide the control is a power problem (the default reason)
+        preconditions.append(Precondition.from_comparison(result))
     detail = []
     for t in trackers:
         parts = []
