@@ -231,7 +231,7 @@ class RunContext:
 
         Args:
             results: from :meth:`run_trials`.
-            higher_is_better: direction per metric, for the comparison with the baseline.
+            higher_is_better: direction per metric (shown in the results table).
             label: ``"method"`` groups by method name; ``"method+params"`` adds the params.
             censored: ``censored(result, metric)`` is True where the value is only a bound (e.g.
                 steps to solve of a run that never solved: the budget).
