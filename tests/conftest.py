@@ -27,3 +27,25 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+#: Devices every device-aware test runs on: the CPU always, CUDA where a GPU exists. CUDA cases
+#: carry the ``gpu`` marker, so ``pytest -m gpu`` (benchmarks/gpu_suite.sh) runs exactly them;
+#: on a machine without CUDA they are skipped, never silently passed.
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param(
+        "cuda",
+        id="cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def any_device(request) -> torch.device:
+    """A ``torch.device`` to run on: ``cpu``, and ``cuda`` where available (marked ``gpu``)."""
+    return torch.device(request.param)
