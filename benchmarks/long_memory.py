@@ -6,6 +6,7 @@ its calls in a row, in two passes over the cases; medians.
 
     .venv/bin/python benchmarks/long_memory.py            # H=64, T=500, B=32, K=100
     .venv/bin/python benchmarks/long_memory.py --quick    # smaller, seconds
+    python benchmarks/long_memory.py --device cuda        # GPU: vs cuDNN nn.LSTM, two sizes
 
 Paths: ``fused`` (default: one autograd node per layer, hand-written backward), ``store``
 (per-step autograd), ``loop`` (per-lag reference). MLSTM's default filter is ``poly``.
@@ -114,8 +115,65 @@ def run_case(name: str, args: argparse.Namespace) -> None:
     print(json.dumps({"steps": steps, "wall": wall, "cpu": cpu}))
 
 
+#: GPU settings of issue #24: (batch, steps, hidden, target ratio to cuDNN nn.LSTM)
+CUDA_SETTINGS = ((256, 500, 256, 3.0), (32, 500, 64, 10.0))
+CUDA_CASES = ("MLSTM-F", "MLSTM", "MRNN-F", "MRNN", "MLSTM-F no graphs", "MLSTM no graphs")
+
+
+def cuda_time_ms(fn: Callable[[], None], rounds: int) -> list[float]:
+    """Wall milliseconds of ``rounds`` calls, each timed with CUDA events after 3 warm-ups."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(rounds):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
+def cuda_main(args: argparse.Namespace) -> None:
+    """Forward+backward on CUDA against cuDNN ``nn.LSTM`` at the issue's two settings."""
+    from adaptlearn.nn.mlstm_fused import set_cuda_graphs
+
+    pin_threads(1)
+    dev = torch.device(args.device)
+    print(f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}, K={args.memory}")
+    print(f"{'setting':22s} {'implementation':20s} {'ms/call':>9s} {'x cuDNN LSTM':>12s}")
+    summary = []
+    for batch, steps, hidden, target in CUDA_SETTINGS:
+        torch.manual_seed(0)
+        x = torch.randn(steps, batch, 1, device=dev)
+        k = args.memory
+        lstm = torch.nn.LSTM(1, hidden).to(dev)
+        anchor = statistics.median(cuda_time_ms(fwd_bwd(lstm, x), args.rounds))
+        setting = f"B={batch} T={steps} H={hidden}"
+        print(f"{setting:22s} {'nn.LSTM (cuDNN)':20s} {anchor:9.2f} {1.0:12.2f}")
+        for name in CUDA_CASES:
+            base = name.removesuffix(" no graphs")
+            cls = {"MLSTM-F": MLSTMF, "MLSTM": MLSTM, "MRNN-F": MRNNF, "MRNN": MRNN}[base]
+            model = cls(1, hidden, memory_length=k).to(dev)
+            set_cuda_graphs(not name.endswith("no graphs"))
+            ms = statistics.median(cuda_time_ms(fwd_bwd(model, x), args.rounds))
+            set_cuda_graphs(True)
+            ratio = ms / anchor
+            print(f"{setting:22s} {name:20s} {ms:9.2f} {ratio:12.2f}")
+            if name in ("MLSTM-F", "MLSTM"):
+                summary.append((setting, name, ratio, target))
+            del model
+            torch.cuda.empty_cache()
+    for setting, name, ratio, target in summary:
+        verdict = "met" if ratio <= target else "NOT met"
+        print(f"{name} / cuDNN nn.LSTM at {setting}: {ratio:.2f}x (<= {target:g}x: {verdict})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--batch", type=int, default=32)
@@ -128,6 +186,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.steps, args.rounds, args.loop_steps = 100, 3, 20
+    if args.device != "cpu":
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: CUDA is not available on this machine")
+        cuda_main(args)
+        return
     if args.case:
         run_case(args.case, args)
         return

@@ -34,6 +34,10 @@ References:
 
 from __future__ import annotations
 
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,7 +45,7 @@ from torch import Tensor
 
 from adaptlearn.nn.filter import fractional_weights, weights_and_derivative
 
-__all__ = ["mlstm_sequence"]
+__all__ = ["mlstm_sequence", "set_cuda_graphs"]
 
 _GW_BLOCK = 50  # steps per GEMM when assembling the fixed-d weight gradient
 _BLOCK = 16  # steps whose memory terms from older cells come from one GEMM
@@ -75,258 +79,414 @@ class _MLSTMSequence(torch.autograd.Function):
         table: Tensor | None,
         mode: str,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        steps, batch, n_in = x.shape
-        rows = w_in.shape[0]
-        hh, k = h0.shape[-1], hist0.shape[1]
-        kw = {"dtype": x.dtype, "device": x.device}
-        dynamic = mode != "fixed"
-        h2, gc = 2 * hh, rows - hh  # sigmoid columns i, o: [:h2]; g: [gc:]; u: [h2:gc]
-        w_rec_t = w_rec.detach().t()
-        cells = torch.empty(k + steps, batch, hh, **kw)
-        cells[:k] = hist0.detach().transpose(0, 1)
-        flat = cells.view(k + steps, -1)
-        out = torch.empty(steps, batch, hh, **kw)  # the output: out[t] = h_t
-        h_seq = out.unbind(0)
-        # input part of the pre-activations, one GEMM; each step adds its recurrent part, activates
-        x2 = x.detach().reshape(-1, n_in)
-        w_in_t = w_in.detach().t()
-        if b_in is None:
-            acts = torch.mm(x2, w_in_t).view(steps, batch, rows)
-        else:
-            acts = torch.addmm(b_in.detach(), x2, w_in_t).view(steps, batch, rows)
-        tanh_c = torch.empty(steps, batch, hh, **kw)
-        i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
-        sig_l, tanh_l = acts[..., :h2].unbind(0), acts[..., h2:].unbind(0)
-        loop = zip(
-            acts,
-            sig_l,
-            tanh_l,
-            i_l,
-            o_l,
-            g_l,
-            cells[k:],
-            tanh_c,
-            (h0.detach(), *h_seq[:-1]),
-            h_seq,
-            strict=True,
-        )
-        mems = table_neg = None
-        if dynamic:
-            assert w_uu is not None and u0 is not None
-            w_uu_t = w_uu.detach().t()
-            u_prev = u0.detach()
-            u_l = acts[..., h2:gc].unbind(0)
-            if mode == "poly":
-                assert table is not None
-                r = table.shape[0]
-                table_neg = -table.flip(-1)  # columns oldest-first like the window; sign of -mem
-                p_pad, band_p = _poly_band(table_neg, k)
-                p_in = [p_pad[:, _BLOCK + k - bi : _BLOCK + k] for bi in range(_BLOCK)]
-                projs = torch.empty(_BLOCK, r, batch * hh, **kw)  # projections of one block
-                projs_flat = projs.view(_BLOCK * r, -1)
-                r_idx = torch.arange(1, r, **kw).unsqueeze(-1)  # (R-1, 1)
-                # mems[t] = (-mem_t, d(-mem_t)/du_t): both from one contraction over r
-                mems = torch.empty(steps, 2, batch * hh, **kw)
-                powers = torch.zeros(2, r, batch * hh, **kw)  # scratch: u^r and r u^(r-1)
-                prod = torch.empty_like(powers)
-                pw, pw_d = powers
-                pw[0] = 1.0
-                pw_u = pw[1].view(batch, hh)
-                products = _power_plan(pw)
-        else:
-            assert weights is not None
-            w_pad = _padded_weights(weights.detach(), k)
-            band = w_pad[:, k + _arange(_BLOCK, x).unsqueeze(1) - _arange(k, x)]  # (H, L, K)
-            w_inner = w_pad[:, 1:_BLOCK].flip(-1).t().unsqueeze(1)  # (L-1, 1, H): lags L-1 .. 1
-            w_in_l = [w_inner[_BLOCK - 1 - bi :] for bi in range(_BLOCK)]
-            # hidden-major mirror of the cells: the block GEMM batched over units reads its
-            # (H, K, B) operand as a view (transposing a (K, B, H) window costs more than it)
-            cells_t = torch.empty(hh, k + steps, batch, **kw)
-            cells_t[:, :k] = hist0.detach().permute(2, 1, 0)
-            c_t_l = cells_t[:, k:].unbind(1)
-        for t, (a, a_sig, a_tanh, i, o, g, c, tc, h, h_new) in enumerate(loop):
-            a.addmm_(h, w_rec_t)
-            if dynamic:
-                u = u_l[t]
-                u.addmm_(u_prev, w_uu_t)
-                u_prev = u
-            a_sig.sigmoid_()
-            a_tanh.tanh_()
-            bi = t % _BLOCK
-            if mode == "poly":
-                pw_u.copy_(u)
-                for src, factor, dst in products:
-                    torch.mul(src, factor, out=dst)
-                if bi == 0:  # the part from the K cells before the block: one GEMM per block
-                    n = min(_BLOCK, steps - t)
-                    torch.mm(band_p[: n * r], flat[t : t + k], out=projs_flat[: n * r])
-                proj = projs[bi]
-                if bi:  # + lags 1..bi inside the block
-                    proj.addmm_(p_in[bi], flat[k + t - bi : k + t])
-                torch.mul(pw[:-1], r_idx, out=pw_d[1:])
-                torch.sum(torch.mul(powers, proj, out=prod), 1, out=mems[t])
-                neg_mem = mems[t, 0].view(batch, hh)
-            elif mode == "exact":
-                w = fractional_weights(0.25 * (u + 1.0), k).movedim(-1, 0)  # (K, B, H)
-                neg_mem = (w * cells[t : t + k].flip(0)).sum(0).neg_()
-            elif bi == 0:  # the K cells before the block, for all its steps: one batched GEMM
-                n = min(_BLOCK, steps - t)
-                mem_old = torch.bmm(band[:, :n], cells_t[:, t : t + k]).permute(1, 2, 0)
-                neg_mem = mem_old[0]
-            else:  # + lags 1..bi inside the block
-                neg_mem = torch.linalg.vecdot(w_in_l[bi], cells[k + t - bi : k + t], dim=0)
-                neg_mem = neg_mem.add_(mem_old[bi])
-            torch.addcmul(neg_mem, i, g, out=c)
-            torch.tanh(c, out=tc)
-            torch.mul(o, tc, out=h_new)
-            if not dynamic:
-                c_t_l[t].copy_(c.t())
-        ctx.mode, ctx.k = mode, k
-        ctx.buffers = (cells, acts, tanh_c, mems, table_neg, None if dynamic else cells_t)
+        inputs = (x, w_in, b_in, w_rec, w_uu, h0, u0, hist0, weights, table)
+        res = _run(_forward_loop, (mode,), tuple(_detached(t) for t in inputs))
+        out, h_last, u_last, cells_last, *buffers = res
+        ctx.mode, ctx.k = mode, hist0.shape[1]
+        ctx.buffers = tuple(buffers)
         # the backward reads h_{t-1} from `out`: saved, so in-place edits of it are caught
         ctx.save_for_backward(x, w_in, w_rec, w_uu, h0, u0, weights, out)
-        u_last = acts[-1, :, h2:gc].clone() if dynamic else x.new_zeros(0)
-        if not dynamic:
+        if mode == "fixed":
             ctx.mark_non_differentiable(u_last)
-        cells_last = cells[steps:].transpose(0, 1).contiguous()  # (B, K, H) oldest first
-        return out, out[-1].clone(), u_last, cells_last
+        return out, h_last, u_last, cells_last
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
         ctx: Any, g_out: Tensor, g_h: Tensor, g_u: Tensor, g_cells: Tensor
     ) -> tuple[Tensor | None, ...]:
-        x, w_in, w_rec, w_uu, h0, u0, weights, out = ctx.saved_tensors
-        cells, acts, tanh_c, mems, table_neg, cells_t = ctx.buffers
-        mode, k = ctx.mode, ctx.k
-        steps, batch, rows = acts.shape
-        hh = out.shape[-1]
-        h2, gc = 2 * hh, rows - hh
-        dynamic = mode != "fixed"
-        kw = {"dtype": cells.dtype, "device": cells.device}
-        # dL/dc of every cell slot, first from the memory terms of later steps (+ final state)
-        d_cells = torch.zeros(k + steps, batch, hh, **kw)
-        d_cells[steps:] += g_cells.transpose(0, 1)
-        d_flat = d_cells.view(k + steps, -1)
-        d_z = torch.empty(steps, batch, rows, **kw)  # gate pre-activation gradients
-        w_rec_ = w_rec.detach()
-        i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
-        dzi_l, dzo_l, dzg_l = (d_z[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
-        g_out_l = g_out.unbind(0)
-        loop = zip(i_l, o_l, g_l, tanh_c, d_cells[k:], d_z, dzi_l, dzo_l, dzg_l, strict=True)
-        scratch = torch.empty(batch, hh, **kw)
+        needs = tuple(ctx.needs_input_grad)
+        tensors = (g_out, g_h, g_u, g_cells, *ctx.saved_tensors, *ctx.buffers)
+        grads = _run(_backward_loop, (ctx.mode, ctx.k, needs), tensors)
+        return (*grads, None, None)
+
+
+def _detached(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach()
+
+
+# ---- CUDA graphs -----------------------------------------------------------------------------
+# On CUDA the step loops issue ~10 (forward) and ~20 (backward) small kernels per time step; at
+# T = 500 the launches, not the arithmetic, set the time. Each loop is therefore captured once
+# per input signature in a CUDA graph and replayed: inputs are copied into the graph's static
+# tensors, outputs cloned out of it (so results of earlier calls stay valid).
+
+_GRAPH_CACHE_SIZE = 8  # signatures kept per process (each holds one call's buffers on the GPU)
+_graphs_enabled = True
+
+
+@dataclass
+class _Graph:
+    graph: torch.cuda.CUDAGraph
+    inputs: tuple[Tensor | None, ...]
+    outputs: tuple[Tensor | None, ...]
+
+
+_graphs: OrderedDict[tuple[Any, ...], _Graph] = OrderedDict()
+
+
+def set_cuda_graphs(enabled: bool) -> None:
+    """Turn CUDA-graph capture of the fused MLSTM loops on (the default) or off.
+
+    With capture on, the first call per input signature (shapes, dtypes, device, mode) runs the
+    loop once eagerly, captures it, and every later call replays the graph: same results, far
+    fewer kernel launches. Each captured signature keeps one call's buffers on the GPU; at most
+    eight are kept (least recently used dropped). Off frees them and runs eagerly.
+    """
+    global _graphs_enabled
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+    _graphs_enabled = enabled
+    if not enabled:
+        _graphs.clear()
+
+
+def _run(
+    fn: Callable[..., tuple[Tensor | None, ...]],
+    static_args: tuple[Any, ...],
+    tensors: tuple[Tensor | None, ...],
+) -> tuple[Tensor | None, ...]:
+    """``fn(*static_args, *tensors)``, through a cached CUDA graph when on CUDA."""
+    first = next(t for t in tensors if t is not None)
+    if not (_graphs_enabled and first.is_cuda) or torch.cuda.is_current_stream_capturing():
+        return fn(*static_args, *tensors)
+    key = (
+        fn.__name__,
+        static_args,
+        first.device,
+        tuple(None if t is None else (tuple(t.shape), t.dtype) for t in tensors),
+    )
+    entry = _graphs.get(key)
+    if entry is None:
+        try:
+            entry = _capture(fn, static_args, tensors)
+        except RuntimeError as err:  # capture not possible here: run eagerly from now on
+            warnings.warn(
+                f"CUDA-graph capture of the fused MLSTM loop failed ({err}); running eagerly. "
+                "Call adaptlearn.nn.mlstm_fused.set_cuda_graphs(False) to silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            set_cuda_graphs(False)
+            return fn(*static_args, *tensors)
+        _graphs[key] = entry
+        while len(_graphs) > _GRAPH_CACHE_SIZE:
+            _graphs.popitem(last=False)
+    else:
+        _graphs.move_to_end(key)
+        for dst, src in zip(entry.inputs, tensors, strict=True):
+            if dst is not None:
+                dst.copy_(src)
+    entry.graph.replay()
+    return tuple(None if o is None else o.clone() for o in entry.outputs)
+
+
+def _capture(
+    fn: Callable[..., tuple[Tensor | None, ...]],
+    static_args: tuple[Any, ...],
+    tensors: tuple[Tensor | None, ...],
+) -> _Graph:
+    device = next(t for t in tensors if t is not None).device
+    inputs = tuple(
+        None if t is None else t.clone(memory_format=torch.contiguous_format) for t in tensors
+    )
+    # warm-up on a side stream, as torch.cuda.graph requires (library handles, workspaces)
+    side = torch.cuda.Stream(device=device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        fn(*static_args, *inputs)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = fn(*static_args, *inputs)
+    return _Graph(graph, inputs, outputs)
+
+
+def _forward_loop(
+    mode: str,
+    x: Tensor,
+    w_in: Tensor,
+    b_in: Tensor | None,
+    w_rec: Tensor,
+    w_uu: Tensor | None,
+    h0: Tensor,
+    u0: Tensor | None,
+    hist0: Tensor,
+    weights: Tensor | None,
+    table: Tensor | None,
+) -> tuple[Tensor | None, ...]:
+    """The forward loop on detached tensors: outputs, then the buffers the backward reads."""
+    steps, batch, n_in = x.shape
+    rows = w_in.shape[0]
+    hh, k = h0.shape[-1], hist0.shape[1]
+    kw = {"dtype": x.dtype, "device": x.device}
+    dynamic = mode != "fixed"
+    h2, gc = 2 * hh, rows - hh  # sigmoid columns i, o: [:h2]; g: [gc:]; u: [h2:gc]
+    w_rec_t = w_rec.detach().t()
+    cells = torch.empty(k + steps, batch, hh, **kw)
+    cells[:k] = hist0.detach().transpose(0, 1)
+    flat = cells.view(k + steps, -1)
+    out = torch.empty(steps, batch, hh, **kw)  # the output: out[t] = h_t
+    h_seq = out.unbind(0)
+    # input part of the pre-activations, one GEMM; each step adds its recurrent part, activates
+    x2 = x.detach().reshape(-1, n_in)
+    w_in_t = w_in.detach().t()
+    if b_in is None:
+        acts = torch.mm(x2, w_in_t).view(steps, batch, rows)
+    else:
+        acts = torch.addmm(b_in.detach(), x2, w_in_t).view(steps, batch, rows)
+    tanh_c = torch.empty(steps, batch, hh, **kw)
+    i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
+    sig_l, tanh_l = acts[..., :h2].unbind(0), acts[..., h2:].unbind(0)
+    loop = zip(
+        acts,
+        sig_l,
+        tanh_l,
+        i_l,
+        o_l,
+        g_l,
+        cells[k:],
+        tanh_c,
+        (h0.detach(), *h_seq[:-1]),
+        h_seq,
+        strict=True,
+    )
+    mems = table_neg = None
+    if dynamic:
+        assert w_uu is not None and u0 is not None
+        w_uu_t = w_uu.detach().t()
+        u_prev = u0.detach()
+        u_l = acts[..., h2:gc].unbind(0)
+        if mode == "poly":
+            assert table is not None
+            r = table.shape[0]
+            table_neg = -table.flip(-1)  # columns oldest-first like the window; sign of -mem
+            p_pad, band_p = _poly_band(table_neg, k)
+            p_in = [p_pad[:, _BLOCK + k - bi : _BLOCK + k] for bi in range(_BLOCK)]
+            projs = torch.empty(_BLOCK, r, batch * hh, **kw)  # projections of one block
+            projs_flat = projs.view(_BLOCK * r, -1)
+            r_idx = torch.arange(1, r, **kw).unsqueeze(-1)  # (R-1, 1)
+            # mems[t] = (-mem_t, d(-mem_t)/du_t): both from one contraction over r
+            mems = torch.empty(steps, 2, batch * hh, **kw)
+            powers = torch.zeros(2, r, batch * hh, **kw)  # scratch: u^r and r u^(r-1)
+            prod = torch.empty_like(powers)
+            pw, pw_d = powers
+            pw[0] = 1.0
+            pw_u = pw[1].view(batch, hh)
+            products = _power_plan(pw)
+    else:
+        assert weights is not None
+        w_pad = _padded_weights(weights.detach(), k)
+        band = w_pad[:, k + _arange(_BLOCK, x).unsqueeze(1) - _arange(k, x)]  # (H, L, K)
+        w_inner = w_pad[:, 1:_BLOCK].flip(-1).t().unsqueeze(1)  # (L-1, 1, H): lags L-1 .. 1
+        w_in_l = [w_inner[_BLOCK - 1 - bi :] for bi in range(_BLOCK)]
+        # hidden-major mirror of the cells: the block GEMM batched over units reads its
+        # (H, K, B) operand as a view (transposing a (K, B, H) window costs more than it)
+        cells_t = torch.empty(hh, k + steps, batch, **kw)
+        cells_t[:, :k] = hist0.detach().permute(2, 1, 0)
+        c_t_l = cells_t[:, k:].unbind(1)
+    for t, (a, a_sig, a_tanh, i, o, g, c, tc, h, h_new) in enumerate(loop):
+        a.addmm_(h, w_rec_t)
         if dynamic:
-            w_uu_ = w_uu.detach()
-            du = g_u.clone() if g_u.numel() else torch.zeros(batch, hh, **kw)  # dL/du_t
-            u_l, dzu_l = acts[..., h2:gc].unbind(0), d_z[..., h2:gc].unbind(0)
-            if mode == "poly":
-                r = table_neg.shape[0]
-                pw = torch.empty(r, batch * hh, **kw)  # scratch: u^0..u^(R-1)
-                pw[0] = 1.0
-                pw_u = pw[1].view(batch, hh)
-                products = _power_plan(pw)
-                p_pad, band_p = _poly_band(table_neg, k)
-                p_in_t = [p_pad[:, _BLOCK + k - bi : _BLOCK + k].t() for bi in range(_BLOCK)]
-                band_t = band_p.t()
-                g_proj = torch.empty(_BLOCK, r, batch * hh, **kw)
-                g_proj_flat = g_proj.view(_BLOCK * r, -1)
-        else:
-            # fixed d: g_neg[k + t] = dL/d(-mem_t), zero padded on both sides for the gathers
-            g_neg = torch.zeros(2 * k + steps, batch, hh, **kw)
-            g_neg_t = torch.zeros(hh, 2 * k + steps, batch, **kw)  # hidden-major mirror
-            g_t_l = g_neg_t[:, k : k + steps].unbind(1)
-            w_pad = _padded_weights(weights.detach(), k)
-            w_lag = w_pad[:, 1:_BLOCK].t().unsqueeze(1)  # (L-1, 1, H): lags 1 .. L-1
-            w_lag_l = [w_lag[:m] for m in range(_BLOCK)]
-            f_idx = _arange(k, cells)
-            # band[h, i, f]: weight with which step t0+n+f reads c_{t0+i} (lag n - i + f)
-            band_full = w_pad[:, (_BLOCK - _arange(_BLOCK, cells)).unsqueeze(1) + f_idx]
-        dh = g_h + g_out_l[-1]  # dL/dh_t incl. the output's gradient
-        for t, (i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
-            bi = t % _BLOCK
-            if not dynamic:
-                # dL/dc_t from the K steps that read c_t: those after the block in one batched
-                # GEMM at the block's last step, those inside it here
-                if t == steps - 1 or bi == _BLOCK - 1:
-                    t0, n = t - bi, bi + 1
-                    if n == _BLOCK:
-                        band = band_full
-                    else:
-                        band = w_pad[:, (n - _arange(n, cells)).unsqueeze(1) + f_idx]
-                    futs = g_neg_t[:, k + t0 + n : 2 * k + t0 + n]  # (H, K, B)
-                    fut = torch.bmm(band, futs).permute(1, 2, 0)  # (n, B, H)
-                dc.add_(fut[bi])
-                m = min(t - bi + _BLOCK, steps) - 1 - t  # later steps of this block
-                if m:
-                    later = g_neg[k + t + 1 : k + t + 1 + m]
-                    dc.add_(torch.linalg.vecdot(w_lag_l[m], later, dim=0))
-            dc.add_(_tanh_bw(dh * o, tc, grad_input=scratch))
-            _sigmoid_bw(dc * g, i, grad_input=dzi)
-            _sigmoid_bw(dh * tc, o, grad_input=dzo)
-            _tanh_bw(dc * i, g, grad_input=dzg)
-            if dynamic:
-                u = u_l[t]
-                if mode == "poly":
-                    pw_u.copy_(u)
-                    for src, factor, dst in products:
-                        torch.mul(src, factor, out=dst)
-                    gp = torch.mul(pw, dc.view(1, -1), out=g_proj[bi])  # dL/dproj_t
-                    if bi:  # to the cells of this block's earlier steps, now
-                        d_flat[k + t - bi : k + t].addmm_(p_in_t[bi], gp)
-                    else:  # whole block done: to the K cells before it, one GEMM
-                        n = min(_BLOCK, steps - t)
-                        d_flat[t : t + k].addmm_(band_t[:, : n * r], g_proj_flat[: n * r])
-                    du.addcmul_(mems[t, 1].view(batch, hh), dc)
+            u = u_l[t]
+            u.addmm_(u_prev, w_uu_t)
+            u_prev = u
+        a_sig.sigmoid_()
+        a_tanh.tanh_()
+        bi = t % _BLOCK
+        if mode == "poly":
+            pw_u.copy_(u)
+            for src, factor, dst in products:
+                torch.mul(src, factor, out=dst)
+            if bi == 0:  # the part from the K cells before the block: one GEMM per block
+                n = min(_BLOCK, steps - t)
+                torch.mm(band_p[: n * r], flat[t : t + k], out=projs_flat[: n * r])
+            proj = projs[bi]
+            if bi:  # + lags 1..bi inside the block
+                proj.addmm_(p_in[bi], flat[k + t - bi : k + t])
+            torch.mul(pw[:-1], r_idx, out=pw_d[1:])
+            torch.sum(torch.mul(powers, proj, out=prod), 1, out=mems[t])
+            neg_mem = mems[t, 0].view(batch, hh)
+        elif mode == "exact":
+            w = fractional_weights(0.25 * (u + 1.0), k).movedim(-1, 0)  # (K, B, H)
+            neg_mem = (w * cells[t : t + k].flip(0)).sum(0).neg_()
+        elif bi == 0:  # the K cells before the block, for all its steps: one batched GEMM
+            n = min(_BLOCK, steps - t)
+            mem_old = torch.bmm(band[:, :n], cells_t[:, t : t + k]).permute(1, 2, 0)
+            neg_mem = mem_old[0]
+        else:  # + lags 1..bi inside the block
+            neg_mem = torch.linalg.vecdot(w_in_l[bi], cells[k + t - bi : k + t], dim=0)
+            neg_mem = neg_mem.add_(mem_old[bi])
+        torch.addcmul(neg_mem, i, g, out=c)
+        torch.tanh(c, out=tc)
+        torch.mul(o, tc, out=h_new)
+        if not dynamic:
+            c_t_l[t].copy_(c.t())
+    u_last = acts[-1, :, h2:gc].clone() if dynamic else x.new_zeros(0)
+    cells_last = cells[steps:].transpose(0, 1).contiguous()  # (B, K, H) oldest first
+    return (
+        out,
+        out[-1].clone(),
+        u_last,
+        cells_last,
+        cells,
+        acts,
+        tanh_c,
+        mems,
+        table_neg,
+        None if dynamic else cells_t,
+    )
+
+
+def _backward_loop(
+    mode: str,
+    k: int,
+    needs: tuple[bool, ...],
+    g_out: Tensor,
+    g_h: Tensor,
+    g_u: Tensor,
+    g_cells: Tensor,
+    x: Tensor,
+    w_in: Tensor,
+    w_rec: Tensor,
+    w_uu: Tensor | None,
+    h0: Tensor,
+    u0: Tensor | None,
+    weights: Tensor | None,
+    out: Tensor,
+    cells: Tensor,
+    acts: Tensor,
+    tanh_c: Tensor,
+    mems: Tensor | None,
+    table_neg: Tensor | None,
+    cells_t: Tensor | None,
+) -> tuple[Tensor | None, ...]:
+    """The hand-written backward loop: gradients of the nine tensor inputs (None where unneeded)."""
+    steps, batch, rows = acts.shape
+    hh = out.shape[-1]
+    h2, gc = 2 * hh, rows - hh
+    dynamic = mode != "fixed"
+    kw = {"dtype": cells.dtype, "device": cells.device}
+    # dL/dc of every cell slot, first from the memory terms of later steps (+ final state)
+    d_cells = torch.zeros(k + steps, batch, hh, **kw)
+    d_cells[steps:] += g_cells.transpose(0, 1)
+    d_flat = d_cells.view(k + steps, -1)
+    d_z = torch.empty(steps, batch, rows, **kw)  # gate pre-activation gradients
+    w_rec_ = w_rec.detach()
+    i_l, o_l, g_l = (acts[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
+    dzi_l, dzo_l, dzg_l = (d_z[..., a:b].unbind(0) for a, b in ((0, hh), (hh, h2), (gc, rows)))
+    g_out_l = g_out.unbind(0)
+    loop = zip(i_l, o_l, g_l, tanh_c, d_cells[k:], d_z, dzi_l, dzo_l, dzg_l, strict=True)
+    scratch = torch.empty(batch, hh, **kw)
+    if dynamic:
+        w_uu_ = w_uu.detach()
+        du = g_u.clone() if g_u.numel() else torch.zeros(batch, hh, **kw)  # dL/du_t
+        u_l, dzu_l = acts[..., h2:gc].unbind(0), d_z[..., h2:gc].unbind(0)
+        if mode == "poly":
+            r = table_neg.shape[0]
+            pw = torch.empty(r, batch * hh, **kw)  # scratch: u^0..u^(R-1)
+            pw[0] = 1.0
+            pw_u = pw[1].view(batch, hh)
+            products = _power_plan(pw)
+            p_pad, band_p = _poly_band(table_neg, k)
+            p_in_t = [p_pad[:, _BLOCK + k - bi : _BLOCK + k].t() for bi in range(_BLOCK)]
+            band_t = band_p.t()
+            g_proj = torch.empty(_BLOCK, r, batch * hh, **kw)
+            g_proj_flat = g_proj.view(_BLOCK * r, -1)
+    else:
+        # fixed d: g_neg[k + t] = dL/d(-mem_t), zero padded on both sides for the gathers
+        g_neg = torch.zeros(2 * k + steps, batch, hh, **kw)
+        g_neg_t = torch.zeros(hh, 2 * k + steps, batch, **kw)  # hidden-major mirror
+        g_t_l = g_neg_t[:, k : k + steps].unbind(1)
+        w_pad = _padded_weights(weights.detach(), k)
+        w_lag = w_pad[:, 1:_BLOCK].t().unsqueeze(1)  # (L-1, 1, H): lags 1 .. L-1
+        w_lag_l = [w_lag[:m] for m in range(_BLOCK)]
+        f_idx = _arange(k, cells)
+        # band[h, i, f]: weight with which step t0+n+f reads c_{t0+i} (lag n - i + f)
+        band_full = w_pad[:, (_BLOCK - _arange(_BLOCK, cells)).unsqueeze(1) + f_idx]
+    dh = g_h + g_out_l[-1]  # dL/dh_t incl. the output's gradient
+    for t, (i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
+        bi = t % _BLOCK
+        if not dynamic:
+            # dL/dc_t from the K steps that read c_t: those after the block in one batched
+            # GEMM at the block's last step, those inside it here
+            if t == steps - 1 or bi == _BLOCK - 1:
+                t0, n = t - bi, bi + 1
+                if n == _BLOCK:
+                    band = band_full
                 else:
-                    window = cells[t : t + k].flip(0)  # lag order
-                    w, dw = weights_and_derivative(0.25 * (u + 1.0), k)
-                    w, dw = w.movedim(-1, 0), dw.movedim(-1, 0)  # (K, B, H), lag order
-                    d_cells[t : t + k].sub_((w * dc).flip(0))
-                    du.sub_(0.25 * (dw * window).sum(0) * dc)  # d = (u + 1) / 4
-                du = torch.mm(_tanh_bw(du, u, grad_input=dzu_l[t]), w_uu_)
-            else:
-                g_neg[k + t] = dc
-                g_t_l[t].copy_(dc.t())
-            # dL/dh_{t-1}: recurrent part + the output's gradient at t-1 (none for h0)
-            dh = torch.mm(dz, w_rec_) if t == 0 else torch.addmm(g_out_l[t - 1], dz, w_rec_)
-        needs = ctx.needs_input_grad
-        g_w_rec = g_w_uu = g_hist = g_weights = g_u0 = None
-        if needs[3]:
-            # sum_t dz_t^T h_{t-1}: h_{-1} = h0, then the outputs
-            g_w_rec = torch.mm(d_z[0].t(), h0.detach())
-            if steps > 1:
-                g_w_rec.addmm_(d_z[1:].reshape(-1, rows).t(), out[:-1].reshape(-1, hh))
+                    band = w_pad[:, (n - _arange(n, cells)).unsqueeze(1) + f_idx]
+                futs = g_neg_t[:, k + t0 + n : 2 * k + t0 + n]  # (H, K, B)
+                fut = torch.bmm(band, futs).permute(1, 2, 0)  # (n, B, H)
+            dc.add_(fut[bi])
+            m = min(t - bi + _BLOCK, steps) - 1 - t  # later steps of this block
+            if m:
+                later = g_neg[k + t + 1 : k + t + 1 + m]
+                dc.add_(torch.linalg.vecdot(w_lag_l[m], later, dim=0))
+        dc.add_(_tanh_bw(dh * o, tc, grad_input=scratch))
+        _sigmoid_bw(dc * g, i, grad_input=dzi)
+        _sigmoid_bw(dh * tc, o, grad_input=dzo)
+        _tanh_bw(dc * i, g, grad_input=dzg)
         if dynamic:
-            g_u0 = du
-            if needs[4]:
-                u_prev = torch.cat([u0.detach().unsqueeze(0), acts[:-1, :, h2:gc]])
-                g_w_uu = d_z[..., h2:gc].reshape(-1, hh).t() @ u_prev.view(-1, hh)
+            u = u_l[t]
+            if mode == "poly":
+                pw_u.copy_(u)
+                for src, factor, dst in products:
+                    torch.mul(src, factor, out=dst)
+                gp = torch.mul(pw, dc.view(1, -1), out=g_proj[bi])  # dL/dproj_t
+                if bi:  # to the cells of this block's earlier steps, now
+                    d_flat[k + t - bi : k + t].addmm_(p_in_t[bi], gp)
+                else:  # whole block done: to the K cells before it, one GEMM
+                    n = min(_BLOCK, steps - t)
+                    d_flat[t : t + k].addmm_(band_t[:, : n * r], g_proj_flat[: n * r])
+                du.addcmul_(mems[t, 1].view(batch, hh), dc)
+            else:
+                window = cells[t : t + k].flip(0)  # lag order
+                w, dw = weights_and_derivative(0.25 * (u + 1.0), k)
+                w, dw = w.movedim(-1, 0), dw.movedim(-1, 0)  # (K, B, H), lag order
+                d_cells[t : t + k].sub_((w * dc).flip(0))
+                du.sub_(0.25 * (dw * window).sum(0) * dc)  # d = (u + 1) / 4
+            du = torch.mm(_tanh_bw(du, u, grad_input=dzu_l[t]), w_uu_)
         else:
-            if needs[7]:
-                # slot s < K is read by step t <= s at lag K + t - s: one (H, K, K) x (H, K, B)
-                lag = k + f_idx.unsqueeze(0) - f_idx.unsqueeze(1)  # [s, t]
-                d_cells[:k] += torch.bmm(w_pad[:, lag], g_neg_t[:, k : 2 * k]).permute(1, 2, 0)
-            if needs[8]:
-                g_weights = _fixed_weight_grad(g_neg_t[:, k : k + steps], cells_t, k).neg_()
+            g_neg[k + t] = dc
+            g_t_l[t].copy_(dc.t())
+        # dL/dh_{t-1}: recurrent part + the output's gradient at t-1 (none for h0)
+        dh = torch.mm(dz, w_rec_) if t == 0 else torch.addmm(g_out_l[t - 1], dz, w_rec_)
+    g_w_rec = g_w_uu = g_hist = g_weights = g_u0 = None
+    if needs[3]:
+        # sum_t dz_t^T h_{t-1}: h_{-1} = h0, then the outputs
+        g_w_rec = torch.mm(d_z[0].t(), h0.detach())
+        if steps > 1:
+            g_w_rec.addmm_(d_z[1:].reshape(-1, rows).t(), out[:-1].reshape(-1, hh))
+    if dynamic:
+        g_u0 = du
+        if needs[4]:
+            u_prev = torch.cat([u0.detach().unsqueeze(0), acts[:-1, :, h2:gc]])
+            g_w_uu = d_z[..., h2:gc].reshape(-1, hh).t() @ u_prev.view(-1, hh)
+    else:
         if needs[7]:
-            g_hist = d_cells[:k].transpose(0, 1)
-        d_z2 = d_z.view(-1, rows)
-        g_x = (d_z2 @ w_in.detach()).view_as(x) if needs[0] else None
-        g_w_in = d_z2.t() @ x.detach().reshape(-1, x.shape[-1]) if needs[1] else None
-        g_b_in = d_z2.sum(0) if needs[2] else None
-        return (
-            g_x,
-            g_w_in,
-            g_b_in,
-            g_w_rec,
-            g_w_uu,
-            dh if needs[5] else None,
-            g_u0 if dynamic and needs[6] else None,
-            g_hist,
-            g_weights,
-            None,
-            None,
-        )
+            # slot s < K is read by step t <= s at lag K + t - s: one (H, K, K) x (H, K, B)
+            lag = k + f_idx.unsqueeze(0) - f_idx.unsqueeze(1)  # [s, t]
+            d_cells[:k] += torch.bmm(w_pad[:, lag], g_neg_t[:, k : 2 * k]).permute(1, 2, 0)
+        if needs[8]:
+            g_weights = _fixed_weight_grad(g_neg_t[:, k : k + steps], cells_t, k).neg_()
+    if needs[7]:
+        g_hist = d_cells[:k].transpose(0, 1)
+    d_z2 = d_z.view(-1, rows)
+    g_x = (d_z2 @ w_in.detach()).view_as(x) if needs[0] else None
+    g_w_in = d_z2.t() @ x.detach().reshape(-1, x.shape[-1]) if needs[1] else None
+    g_b_in = d_z2.sum(0) if needs[2] else None
+    return (
+        g_x,
+        g_w_in,
+        g_b_in,
+        g_w_rec,
+        g_w_uu,
+        dh if needs[5] else None,
+        g_u0 if dynamic and needs[6] else None,
+        g_hist,
+        g_weights,
+    )
 
 
 def _power_plan(pw: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
