@@ -43,12 +43,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adaptlearn.nn import _mlstm_triton as _steps
 from adaptlearn.nn.filter import fractional_weights, weights_and_derivative
 
 __all__ = ["mlstm_sequence", "set_cuda_graphs"]
 
 _GW_BLOCK = 50  # steps per GEMM when assembling the fixed-d weight gradient
 _BLOCK = 16  # steps whose memory terms from older cells come from one GEMM
+assert _steps._MAX_LAG == _BLOCK - 1, "the Triton step kernels unroll the in-block lags"
 
 
 _sigmoid_bw = torch.ops.aten.sigmoid_backward.grad_input
@@ -139,6 +141,17 @@ def set_cuda_graphs(enabled: bool) -> None:
     _graphs_enabled = enabled
     if not enabled:
         _graphs.clear()
+
+
+_STEP_KERNELS_ON_CPU = False  # tests only: run the Triton step kernels under TRITON_INTERPRET=1
+
+
+def _use_step_kernels(*buffers: Tensor) -> bool:
+    """Whether the MLSTM-F loops use the Triton step kernels: on CUDA with graph capture on (a
+    Triton launch from Python costs more than the torch ops it replaces, so only replayed
+    graphs gain), Triton present, float32 buffers with int32 offsets."""
+    on = (buffers[0].is_cuda and _graphs_enabled) or _STEP_KERNELS_ON_CPU
+    return on and _steps.available(*buffers)
 
 
 def _run(
@@ -285,8 +298,16 @@ def _forward_loop(
         cells_t = torch.empty(hh, k + steps, batch, **kw)
         cells_t[:, :k] = hist0.detach().permute(2, 1, 0)
         c_t_l = cells_t[:, k:].unbind(1)
+    step_kernels = not dynamic and _use_step_kernels(acts, cells, cells_t)
     for t, (a, a_sig, a_tanh, i, o, g, c, tc, h, h_new) in enumerate(loop):
         a.addmm_(h, w_rec_t)
+        if step_kernels:  # the rest of the step in one Triton kernel (CUDA, MLSTM-F)
+            bi = t % _BLOCK
+            if bi == 0:
+                n = min(_BLOCK, steps - t)
+                mem_block = torch.bmm(band[:, :n], cells_t[:, t : t + k])  # (H, n, B)
+            _steps.fixed_forward_step(acts, mem_block, bi, cells, w_pad, tanh_c, out, cells_t, t, k)
+            continue
         if dynamic:
             u = u_l[t]
             u.addmm_(u_prev, w_uu_t)
@@ -405,6 +426,7 @@ def _backward_loop(
         # band[h, i, f]: weight with which step t0+n+f reads c_{t0+i} (lag n - i + f)
         band_full = w_pad[:, (_BLOCK - _arange(_BLOCK, cells)).unsqueeze(1) + f_idx]
     dh = g_h + g_out_l[-1]  # dL/dh_t incl. the output's gradient
+    step_kernels = not dynamic and _use_step_kernels(acts, d_cells, g_neg_t)
     for t, (i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
         bi = t % _BLOCK
         if not dynamic:
@@ -417,9 +439,16 @@ def _backward_loop(
                 else:
                     band = w_pad[:, (n - _arange(n, cells)).unsqueeze(1) + f_idx]
                 futs = g_neg_t[:, k + t0 + n : 2 * k + t0 + n]  # (H, K, B)
-                fut = torch.bmm(band, futs).permute(1, 2, 0)  # (n, B, H)
-            dc.add_(fut[bi])
+                fut_block = torch.bmm(band, futs)  # (H, n, B)
+                fut = fut_block.permute(1, 2, 0)  # (n, B, H)
             m = min(t - bi + _BLOCK, steps) - 1 - t  # later steps of this block
+            if step_kernels:  # up to dz_t in one Triton kernel (CUDA, MLSTM-F)
+                _steps.fixed_backward_step(
+                    acts, tanh_c, d_cells, fut_block, bi, g_neg, w_pad, m, dh, d_z, g_neg_t, t, k
+                )
+                dh = torch.mm(dz, w_rec_) if t == 0 else torch.addmm(g_out_l[t - 1], dz, w_rec_)
+                continue
+            dc.add_(fut[bi])
             if m:
                 later = g_neg[k + t + 1 : k + t + 1 + m]
                 dc.add_(torch.linalg.vecdot(w_lag_l[m], later, dim=0))
