@@ -27,9 +27,16 @@ except ImportError:  # pragma: no cover - machines without Triton
     triton = None
     tl = None
 
-__all__ = ["available", "fixed_backward_step", "fixed_forward_step"]
+__all__ = [
+    "available",
+    "fixed_backward_step",
+    "fixed_forward_step",
+    "poly_backward_step",
+    "poly_forward_step",
+]
 
 _LANES = 256  # elements (b, h) per program
+_POLY_LANES = 128  # MLSTM: each lane also holds an (R,) tile of projections
 _MAX_LAG = 15  # lags inside a block of the loops: L - 1 (mlstm_fused._BLOCK = 16)
 _MAX_ELEMENTS = 2**31 - 1  # offsets are int32 inside the kernels
 
@@ -146,6 +153,145 @@ if triton is not None:
         tl.store(g_neg + g_off + idx, dc, mask=mask)
         tl.store(g_neg_t + gt_off + h * gt_stride_h + b, dc, mask=mask)
 
+    @triton.jit
+    def _powers(u, r_idx, LANES: tl.constexpr, R_PAD: tl.constexpr):
+        """Tiles ``u^r`` and ``r u^(r-1)`` of shape (LANES, R_PAD)."""
+        pw = tl.zeros((LANES, R_PAD), dtype=tl.float32)
+        pw_d = tl.zeros((LANES, R_PAD), dtype=tl.float32)
+        cur = tl.full((LANES,), 1.0, dtype=tl.float32)
+        prev = tl.zeros((LANES,), dtype=tl.float32)
+        for r in tl.static_range(R_PAD):
+            sel = r_idx[None, :] == r
+            pw = tl.where(sel, cur[:, None], pw)
+            pw_d = tl.where(sel, (r * prev)[:, None], pw_d)
+            prev = cur
+            cur = cur * u
+        return pw, pw_d
+
+    @triton.jit
+    def _poly_forward_step(
+        acts,  # (T, B, 4H): columns i, o, u, g
+        acts_off,  # t * B * 4H
+        projs,  # (L, R, B*H): the block's projections of the cells before it
+        proj_off,  # bi * R * B * H
+        coef,  # (R, L + K): coef[r, L + K - j] multiplies the cell at lag j
+        coef_stride,
+        coef_col0,  # L + K
+        cells,  # (K + T, B, H)
+        cell_off,  # (K + t) * B * H
+        mems,  # (T, 2, B*H) out: -mem_t and d(-mem_t)/du_t
+        mems_off,  # t * 2 * B * H
+        tanh_c,
+        out,
+        step_off,  # t * B * H
+        bi,
+        n_batch,
+        n_hidden,
+        n_poly,  # R
+        LANES: tl.constexpr,
+        MAX_LAG: tl.constexpr,
+        R_PAD: tl.constexpr,
+    ):
+        idx = tl.program_id(0) * LANES + tl.arange(0, LANES)
+        n_bh = n_batch * n_hidden
+        mask = idx < n_bh
+        b = idx // n_hidden
+        h = idx % n_hidden
+        row = acts + acts_off + b * (4 * n_hidden) + h
+        i = tl.sigmoid(tl.load(row, mask=mask))
+        o = tl.sigmoid(tl.load(row + n_hidden, mask=mask))
+        u = _tanh(tl.load(row + 2 * n_hidden, mask=mask))
+        g = _tanh(tl.load(row + 3 * n_hidden, mask=mask))
+        tl.store(row, i, mask=mask)
+        tl.store(row + n_hidden, o, mask=mask)
+        tl.store(row + 2 * n_hidden, u, mask=mask)
+        tl.store(row + 3 * n_hidden, g, mask=mask)
+        r_idx = tl.arange(0, R_PAD)
+        r_ok = r_idx < n_poly
+        tile = mask[:, None] & r_ok[None, :]
+        proj = tl.load(
+            projs + proj_off + r_idx[None, :] * n_bh + idx[:, None], mask=tile, other=0.0
+        )
+        for j in tl.static_range(1, MAX_LAG + 1):  # lags inside the block (j <= bi)
+            lag_mask = mask & (j <= bi)
+            c_old = tl.load(cells + cell_off - j * n_bh + idx, mask=lag_mask, other=0.0)
+            cf = tl.load(
+                coef + r_idx * coef_stride + coef_col0 - j, mask=r_ok & (j <= bi), other=0.0
+            )
+            proj += c_old[:, None] * cf[None, :]
+        pw, pw_d = _powers(u, r_idx, LANES, R_PAD)
+        neg_mem = tl.sum(pw * proj, axis=1)
+        tl.store(mems + mems_off + idx, neg_mem, mask=mask)
+        tl.store(mems + mems_off + n_bh + idx, tl.sum(pw_d * proj, axis=1), mask=mask)
+        c = neg_mem + i * g
+        tc = _tanh(c)
+        tl.store(cells + cell_off + idx, c, mask=mask)
+        tl.store(tanh_c + step_off + idx, tc, mask=mask)
+        tl.store(out + step_off + idx, o * tc, mask=mask)
+
+    @triton.jit
+    def _poly_backward_step(
+        acts,  # (T, B, 4H) activations i, o, u, g
+        acts_off,
+        tanh_c,
+        step_off,
+        d_cells,  # (K + T, B, H): dL/dc, accumulated
+        cell_off,
+        coef,
+        coef_stride,
+        coef_col0,
+        g_proj,  # (L, R, B*H) out: dL/dproj of the block's steps
+        gp_off,  # bi * R * B * H
+        mems,
+        mems_off,
+        dh,  # (B, H): dL/dh_t
+        du,  # (B, H): dL/du_t from later steps
+        d_z,  # (T, B, 4H) out
+        bi,
+        n_batch,
+        n_hidden,
+        n_poly,
+        LANES: tl.constexpr,
+        MAX_LAG: tl.constexpr,
+        R_PAD: tl.constexpr,
+    ):
+        idx = tl.program_id(0) * LANES + tl.arange(0, LANES)
+        n_bh = n_batch * n_hidden
+        mask = idx < n_bh
+        b = idx // n_hidden
+        h = idx % n_hidden
+        row = acts + acts_off + b * (4 * n_hidden) + h
+        i = tl.load(row, mask=mask)
+        o = tl.load(row + n_hidden, mask=mask)
+        u = tl.load(row + 2 * n_hidden, mask=mask)
+        g = tl.load(row + 3 * n_hidden, mask=mask)
+        tc = tl.load(tanh_c + step_off + idx, mask=mask)
+        d_h = tl.load(dh + idx, mask=mask)
+        dc = tl.load(d_cells + cell_off + idx, mask=mask)
+        dc += d_h * o * (1.0 - tc * tc)
+        dz_row = d_z + acts_off + b * (4 * n_hidden) + h
+        tl.store(dz_row, dc * g * i * (1.0 - i), mask=mask)
+        tl.store(dz_row + n_hidden, d_h * tc * o * (1.0 - o), mask=mask)
+        tl.store(dz_row + 3 * n_hidden, dc * i * (1.0 - g * g), mask=mask)
+        tl.store(d_cells + cell_off + idx, dc, mask=mask)
+        r_idx = tl.arange(0, R_PAD)
+        r_ok = r_idx < n_poly
+        pw, _ = _powers(u, r_idx, LANES, R_PAD)
+        gp = pw * dc[:, None]
+        tile = mask[:, None] & r_ok[None, :]
+        tl.store(g_proj + gp_off + r_idx[None, :] * n_bh + idx[:, None], gp, mask=tile)
+        for j in tl.static_range(1, MAX_LAG + 1):  # to the cells of this block's earlier steps
+            lag_mask = mask & (j <= bi)
+            cf = tl.load(
+                coef + r_idx * coef_stride + coef_col0 - j, mask=r_ok & (j <= bi), other=0.0
+            )
+            add = tl.sum(gp * cf[None, :], axis=1)
+            old = tl.load(d_cells + cell_off - j * n_bh + idx, mask=lag_mask, other=0.0)
+            tl.store(d_cells + cell_off - j * n_bh + idx, old + add, mask=lag_mask)
+        d_u = tl.load(du + idx, mask=mask)
+        d_u += tl.load(mems + mems_off + n_bh + idx, mask=mask) * dc
+        tl.store(dz_row + 2 * n_hidden, d_u * (1.0 - u * u), mask=mask)
+
 
 def _guard(t: Tensor) -> contextlib.AbstractContextManager[None]:
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
@@ -218,4 +364,75 @@ def fixed_backward_step(
             batch, hidden,
             LANES=_LANES,
             MAX_LAG=_MAX_LAG,
+        )  # fmt: skip
+
+
+def poly_forward_step(
+    acts: Tensor,
+    projs: Tensor,
+    bi: int,
+    coef: Tensor,
+    cells: Tensor,
+    mems: Tensor,
+    tanh_c: Tensor,
+    out: Tensor,
+    t: int,
+    k: int,
+) -> None:
+    """Step ``t`` of the MLSTM (polynomial filter) forward after both recurrent GEMMs.
+
+    ``projs`` ``(L, R, B*H)`` holds the block's projections of the K cells before it (row
+    ``bi = t % L`` is this step's), ``coef`` is the loop's zero-padded ``(R, L + K)`` table.
+    """
+    _, batch, hidden = out.shape
+    n_poly = coef.shape[0]
+    grid = (triton.cdiv(batch * hidden, _POLY_LANES),)
+    with _guard(acts):
+        _poly_forward_step[grid](
+            acts, t * batch * 4 * hidden,
+            projs, bi * n_poly * batch * hidden,
+            coef, coef.stride(0), coef.shape[1],
+            cells, (k + t) * batch * hidden,
+            mems, t * 2 * batch * hidden,
+            tanh_c, out, t * batch * hidden,
+            bi, batch, hidden, n_poly,
+            LANES=_POLY_LANES,
+            MAX_LAG=_MAX_LAG,
+            R_PAD=triton.next_power_of_2(n_poly),
+        )  # fmt: skip
+
+
+def poly_backward_step(
+    acts: Tensor,
+    tanh_c: Tensor,
+    d_cells: Tensor,
+    coef: Tensor,
+    g_proj: Tensor,
+    bi: int,
+    mems: Tensor,
+    dh: Tensor,
+    du: Tensor,
+    d_z: Tensor,
+    t: int,
+    k: int,
+) -> None:
+    """Step ``t`` of the MLSTM (polynomial filter) backward: ``dz_t`` (u column included),
+    ``dL/dproj`` of the step and the in-block lags' cell gradients; the caller then forms
+    ``dL/du_{t-1}``, ``dL/dh_{t-1}`` and, at a block's first step, the block GEMM."""
+    _, batch, hidden = tanh_c.shape
+    n_poly = coef.shape[0]
+    grid = (triton.cdiv(batch * hidden, _POLY_LANES),)
+    with _guard(acts):
+        _poly_backward_step[grid](
+            acts, t * batch * 4 * hidden,
+            tanh_c, t * batch * hidden,
+            d_cells, (k + t) * batch * hidden,
+            coef, coef.stride(0), coef.shape[1],
+            g_proj, bi * n_poly * batch * hidden,
+            mems, t * 2 * batch * hidden,
+            dh.contiguous(), du.contiguous(), d_z,
+            bi, batch, hidden, n_poly,
+            LANES=_POLY_LANES,
+            MAX_LAG=_MAX_LAG,
+            R_PAD=triton.next_power_of_2(n_poly),
         )  # fmt: skip

@@ -298,20 +298,25 @@ def _forward_loop(
         cells_t = torch.empty(hh, k + steps, batch, **kw)
         cells_t[:, :k] = hist0.detach().permute(2, 1, 0)
         c_t_l = cells_t[:, k:].unbind(1)
-    step_kernels = not dynamic and _use_step_kernels(acts, cells, cells_t)
+    step_kernels = mode != "exact" and _use_step_kernels(acts, cells, out)
     for t, (a, a_sig, a_tanh, i, o, g, c, tc, h, h_new) in enumerate(loop):
         a.addmm_(h, w_rec_t)
-        if step_kernels:  # the rest of the step in one Triton kernel (CUDA, MLSTM-F)
-            bi = t % _BLOCK
-            if bi == 0:
-                n = min(_BLOCK, steps - t)
-                mem_block = torch.bmm(band[:, :n], cells_t[:, t : t + k])  # (H, n, B)
-            _steps.fixed_forward_step(acts, mem_block, bi, cells, w_pad, tanh_c, out, cells_t, t, k)
-            continue
         if dynamic:
             u = u_l[t]
             u.addmm_(u_prev, w_uu_t)
             u_prev = u
+        if step_kernels:  # the rest of the step in one Triton kernel (CUDA)
+            bi = t % _BLOCK
+            n = min(_BLOCK, steps - t)
+            if mode == "poly":
+                if bi == 0:
+                    torch.mm(band_p[: n * r], flat[t : t + k], out=projs_flat[: n * r])
+                _steps.poly_forward_step(acts, projs, bi, p_pad, cells, mems, tanh_c, out, t, k)
+                continue
+            if bi == 0:
+                mem_block = torch.bmm(band[:, :n], cells_t[:, t : t + k])  # (H, n, B)
+            _steps.fixed_forward_step(acts, mem_block, bi, cells, w_pad, tanh_c, out, cells_t, t, k)
+            continue
         a_sig.sigmoid_()
         a_tanh.tanh_()
         bi = t % _BLOCK
@@ -426,9 +431,19 @@ def _backward_loop(
         # band[h, i, f]: weight with which step t0+n+f reads c_{t0+i} (lag n - i + f)
         band_full = w_pad[:, (_BLOCK - _arange(_BLOCK, cells)).unsqueeze(1) + f_idx]
     dh = g_h + g_out_l[-1]  # dL/dh_t incl. the output's gradient
-    step_kernels = not dynamic and _use_step_kernels(acts, d_cells, g_neg_t)
+    step_kernels = mode != "exact" and _use_step_kernels(acts, d_cells, out)
     for t, (i, o, g, tc, dc, dz, dzi, dzo, dzg) in reversed(list(enumerate(loop))):
         bi = t % _BLOCK
+        if step_kernels and mode == "poly":  # up to dz_t in one Triton kernel (CUDA)
+            _steps.poly_backward_step(
+                acts, tanh_c, d_cells, p_pad, g_proj, bi, mems, dh, du, d_z, t, k
+            )
+            if bi == 0:  # whole block done: to the K cells before it, one GEMM
+                n = min(_BLOCK, steps - t)
+                d_flat[t : t + k].addmm_(band_t[:, : n * r], g_proj_flat[: n * r])
+            du = torch.mm(dzu_l[t], w_uu_)
+            dh = torch.mm(dz, w_rec_) if t == 0 else torch.addmm(g_out_l[t - 1], dz, w_rec_)
+            continue
         if not dynamic:
             # dL/dc_t from the K steps that read c_t: those after the block in one batched
             # GEMM at the block's last step, those inside it here
