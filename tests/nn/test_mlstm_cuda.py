@@ -55,3 +55,23 @@ def test_graph_cache_is_bounded():
     for steps in range(3, 3 + fused._GRAPH_CACHE_SIZE + 3):
         model(torch.randn(steps, 2, 2, device="cuda"))
     assert len(fused._graphs) <= fused._GRAPH_CACHE_SIZE
+
+
+def test_a_failing_step_kernel_falls_back_to_torch_ops(monkeypatch):
+    torch.manual_seed(0)
+    model = MLSTMF(3, 8, memory_length=10).cuda()
+    x = torch.randn(21, 4, 3, device="cuda")
+    fused.set_cuda_graphs(False)
+    want = _grads(model, x)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted kernel failure")
+
+    monkeypatch.setattr(fused._steps, "fixed_forward_step", broken)
+    monkeypatch.setattr(fused, "_step_kernels_ok", True)
+    fused.set_cuda_graphs(True)
+    with pytest.warns(RuntimeWarning, match="Triton step kernels failed"):
+        got = _grads(model, x)
+    assert fused._step_kernels_ok is False
+    for a, b in zip(want, got, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

@@ -144,14 +144,15 @@ def set_cuda_graphs(enabled: bool) -> None:
 
 
 _STEP_KERNELS_ON_CPU = False  # tests only: run the Triton step kernels under TRITON_INTERPRET=1
+_step_kernels_ok = True  # turned off for the process if a step kernel fails to build or run
 
 
 def _use_step_kernels(*buffers: Tensor) -> bool:
-    """Whether the MLSTM-F loops use the Triton step kernels: on CUDA with graph capture on (a
-    Triton launch from Python costs more than the torch ops it replaces, so only replayed
-    graphs gain), Triton present, float32 buffers with int32 offsets."""
+    """Whether the loops use the Triton step kernels (MLSTM-F and polynomial-filter MLSTM): on
+    CUDA with graph capture on (a Triton launch from Python costs more than the torch ops it
+    replaces, so only replayed graphs gain), Triton present, float32 buffers, int32 offsets."""
     on = (buffers[0].is_cuda and _graphs_enabled) or _STEP_KERNELS_ON_CPU
-    return on and _steps.available(*buffers)
+    return on and _step_kernels_ok and _steps.available(*buffers)
 
 
 def _run(
@@ -159,7 +160,12 @@ def _run(
     static_args: tuple[Any, ...],
     tensors: tuple[Tensor | None, ...],
 ) -> tuple[Tensor | None, ...]:
-    """``fn(*static_args, *tensors)``, through a cached CUDA graph when on CUDA."""
+    """``fn(*static_args, *tensors)``, through a cached CUDA graph when on CUDA.
+
+    If capture fails, the Triton step kernels are turned off and capture is tried once more;
+    if that fails too, graphs are turned off and the loop runs eagerly. Each fallback warns.
+    """
+    global _step_kernels_ok
     first = next(t for t in tensors if t is not None)
     if not (_graphs_enabled and first.is_cuda) or torch.cuda.is_current_stream_capturing():
         return fn(*static_args, *tensors)
@@ -171,17 +177,23 @@ def _run(
     )
     entry = _graphs.get(key)
     if entry is None:
-        try:
-            entry = _capture(fn, static_args, tensors)
-        except RuntimeError as err:  # capture not possible here: run eagerly from now on
-            warnings.warn(
-                f"CUDA-graph capture of the fused MLSTM loop failed ({err}); running eagerly. "
-                "Call adaptlearn.nn.mlstm_fused.set_cuda_graphs(False) to silence this.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            set_cuda_graphs(False)
-            return fn(*static_args, *tensors)
+        while entry is None:
+            try:
+                entry = _capture(fn, static_args, tensors)
+            except Exception as err:  # any failure: fall back, never crash
+                if _step_kernels_ok and _steps.triton is not None:
+                    what, _step_kernels_ok = "Triton step kernels", False
+                else:
+                    what = "CUDA-graph capture"
+                    set_cuda_graphs(False)
+                warnings.warn(
+                    f"fused MLSTM loop: {what} failed ({type(err).__name__}: {err}); "
+                    "falling back to the torch ops",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                if not _graphs_enabled:
+                    return fn(*static_args, *tensors)
         _graphs[key] = entry
         while len(_graphs) > _GRAPH_CACHE_SIZE:
             _graphs.popitem(last=False)
