@@ -15,6 +15,7 @@ from adaptlearn.mainstream import (
     event_precision_recall,
     simulate_event_miss,
 )
+from adaptlearn.mainstream.f1 import sampled_frames
 
 
 def test_miss_probability_by_hand_stream_and_legacy():
@@ -109,6 +110,34 @@ def test_empirical_event_f1_by_hand():
     assert f1 == pytest.approx(2 * 0.5 * 0.25 / 0.75)
 
 
+def test_sampled_frames_integer_and_fractional_strides():
+    # integer stride: every phase 0..s-1, exactly the frames phase + j s
+    got = sampled_frames(10, 3)
+    assert [list(x) for x in got] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    # 3 of 10 fps: s = 10/3, gaps of 3 or 4 frames, ~3 frames per 10 in every phase
+    for idx in sampled_frames(1000, 10 / 3):
+        assert set(np.diff(idx)) <= {3, 4}
+        assert abs(idx.size - 300) <= 1
+    with pytest.raises(ValueError, match="stride"):
+        sampled_frames(10, 0.5)
+
+
+@pytest.mark.parametrize(("frames_per_event", "stride"), [(2, 2.5), (2, 10 / 3), (5, 20.0),
+                                                          (3, 2.0)])
+def test_empirical_recall_of_a_perfect_detector_is_the_sampled_fraction(frames_per_event,
+                                                                       stride):
+    """A detector that fires on every event frame finds an event iff a sample falls in it:
+    recall min(1, d / s) over a uniformly random phase, as the event model says for a = 1."""
+    n_seg = 3000
+    seg = np.repeat(np.arange(n_seg), frames_per_event)
+    is_event = np.ones(n_seg, bool)
+    p, r, _ = empirical_event_f1(np.ones(seg.size, bool), seg, is_event, stride)
+    assert p == 1.0
+    assert r == pytest.approx(min(1.0, frames_per_event / stride), abs=0.01)
+    model = 1 - event_miss_probability(1.0, frames_per_event / 10, 0.0, 10, 10 / stride)
+    assert r == pytest.approx(model, abs=0.01)
+
+
 def test_estimate_correlation_recovers_markov_chain():
     rng = np.random.default_rng(0)
     a, c, length, n = 0.7, 0.4, 20, 4000
@@ -135,3 +164,5 @@ def test_bad_inputs_name_the_argument():
         event_f1(0.5, 0.1, 0.5, 0.0, 0.1, 10, 5)
     with pytest.raises(ValueError, match="stride"):
         empirical_event_f1(np.zeros(4, bool), np.zeros(4, int), np.zeros(1, bool), 0)
+    with pytest.raises(ValueError, match="predictions"):
+        empirical_event_f1(np.zeros(4, bool), np.zeros(5, int), np.zeros(1, bool), 1)

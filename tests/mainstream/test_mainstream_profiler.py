@@ -8,6 +8,7 @@ from adaptlearn.mainstream import (
     StemCNN,
     fine_tune,
     measure_stem_option,
+    predict_scores,
     profile_layers,
     train_classifier,
 )
@@ -105,3 +106,28 @@ def test_bad_hyperparameters():
     model = StemCNN(1, (4,))
     with pytest.raises(ValueError, match="frozen_layers"):
         train_classifier(model, x, y, frozen_layers=2, generator=torch.Generator())
+
+
+def test_profiler_runs_on_any_device_with_the_cpu_networks_weights(any_device):
+    """Device standard: weights drawn on the CPU (same seed, same network everywhere), training,
+    scoring and profiling on the model's device; scores come back on the input's device."""
+    cpu = StemCNN(4, (4, 8), generator=torch.Generator().manual_seed(3))
+    dev = StemCNN(4, (4, 8), generator=torch.Generator().manual_seed(3), device=any_device)
+    assert dev.device.type == any_device.type
+    assert all(torch.equal(a, b.cpu()) for a, b in
+               zip(cpu.state_dict().values(), dev.state_dict().values(), strict=True))
+    x, y = _data(64)  # CPU tensors: moved to the model's device where needed
+    model = fine_tune(dev, 1, x, y, generator=torch.Generator().manual_seed(1), epochs=1)
+    assert model.device.type == any_device.type
+    scores = predict_scores(model, x, batch_size=16)
+    assert scores.shape == (64,) and scores.device.type == "cpu"
+    assert predict_scores(model, x.to(any_device)).device.type == any_device.type
+    opt = measure_stem_option(model, 1, x, y)
+    assert 0.0 <= opt.recall <= 1.0 and 0.0 <= opt.false_positive_rate <= 1.0
+    prof = profile_layers(model, x[:8], reps=2, warmup=1)
+    assert [p.name for p in prof] == ["block0", "block1", "head"]
+    assert all(p.time_ms > 0 and p.flops > 0 for p in prof)
+    # the detector can also be placed explicitly
+    on_cpu = fine_tune(dev, 2, x, y, generator=torch.Generator().manual_seed(1), epochs=1,
+                       device="cpu")
+    assert on_cpu.device.type == "cpu"

@@ -24,6 +24,7 @@ from adaptlearn.mainstream.f1 import estimate_correlation as estimate_correlatio
 from adaptlearn.mainstream.f1 import event_f1 as event_f1
 from adaptlearn.mainstream.f1 import event_miss_probability as event_miss_probability
 from adaptlearn.mainstream.f1 import event_precision_recall as event_precision_recall
+from adaptlearn.mainstream.f1 import sampled_frames as sampled_frames
 from adaptlearn.mainstream.f1 import simulate_event_miss as simulate_event_miss
 from adaptlearn.mainstream.profiler import LayerProfile as LayerProfile
 from adaptlearn.mainstream.profiler import StemCNN as StemCNN
@@ -69,6 +70,7 @@ __all__ = [
     "no_sharing",
     "predict_scores",
     "profile_layers",
+    "sampled_frames",
     "schedule",
     "simulate_event_miss",
     "train_classifier",

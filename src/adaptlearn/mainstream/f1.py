@@ -38,6 +38,7 @@ __all__ = [
     "event_f1",
     "event_miss_probability",
     "event_precision_recall",
+    "sampled_frames",
     "simulate_event_miss",
 ]
 
@@ -191,33 +192,61 @@ def simulate_event_miss(
     return float(missed.mean())
 
 
+def sampled_frames(n_frames: int, stride: float) -> list[np.ndarray]:
+    """Indices of the stream frames a sampler at stride ``s = F / f`` reads, for each phase.
+
+    The sampler reads frames ``floor(phase + j s)``; the phases are ``0, s/P, ..., (P-1) s/P``
+    with ``P = ceil(s)`` (for an integer stride: ``0, 1, ..., s-1``), an even grid over the
+    uniformly random phase that the event model assumes. A fractional stride (3 fps of a 10 fps
+    stream: ``s = 10/3``) reads frames ``0, 3, 6, 10, 13, ...``: gaps of 3 or 4 frames.
+
+    Args:
+        n_frames: length of the stream (>= 1).
+        stride: ``s >= 1``.
+
+    Returns:
+        One ``(n_j,)`` int array of sorted frame indices per phase.
+    """
+    n = check_int("n_frames", n_frames, 1)
+    s = check_range("stride", stride, 1.0)
+    n_phases = max(1, math.ceil(s - 1e-9))
+    out = []
+    for p in range(n_phases):
+        phase = p * s / n_phases
+        idx = np.floor(phase + s * np.arange(math.ceil((n - phase) / s)) + 1e-9).astype(np.int64)
+        out.append(idx[idx < n])
+    return out
+
+
 def empirical_event_f1(
-    predictions: np.ndarray, segment: np.ndarray, segment_is_event: np.ndarray, stride: int
+    predictions: np.ndarray, segment: np.ndarray, segment_is_event: np.ndarray, stride: float
 ) -> tuple[float, float, float]:
     """Event precision, recall and F1 measured on a stream sampled every ``stride`` frames.
 
     An event segment is detected if any sampled frame in it is predicted positive; a non-event
-    segment with a positive sampled frame is a false alarm. Counts are pooled over every sampling
-    phase ``0..stride-1`` (the expectation over a uniformly random phase).
+    segment with a positive sampled frame is a false alarm. Counts are pooled over the sampling
+    phases of :func:`sampled_frames` (for an integer stride, every phase ``0..stride-1``: the
+    expectation over a uniformly random phase).
 
     Args:
         predictions: ``(T,)`` bool, per-frame classifier decisions at the full stream rate.
         segment: ``(T,)`` int, segment index of each frame (``0..n_segments-1``).
         segment_is_event: ``(n_segments,)`` bool.
-        stride: s = F / f, a positive int.
+        stride: s = F / f >= 1 (fractional strides allowed, e.g. 10/3 for 3 of 10 fps).
 
     Returns:
         ``(precision, recall, f1)``.
     """
-    stride = check_int("stride", stride, 1)
+    stride = check_range("stride", stride, 1.0)
     pred = np.asarray(predictions, dtype=bool)
     seg = np.asarray(segment)
     is_event = np.asarray(segment_is_event, dtype=bool)
-    if pred.shape != seg.shape:
-        raise ValueError(f"`predictions` {pred.shape} and `segment` {seg.shape} differ in shape")
+    if pred.ndim != 1 or pred.shape != seg.shape:
+        raise ValueError(f"`predictions` {pred.shape} and `segment` {seg.shape} must be the same "
+                         "1-d shape")
     tp = fp = events = 0
-    for phase in range(stride):
-        idx = np.arange(phase, pred.size, stride)
+    phases = sampled_frames(pred.size, stride) if pred.size else []
+    for idx in phases:
         hit = np.zeros(is_event.size, dtype=bool)
         np.logical_or.at(hit, seg[idx], pred[idx])
         tp += int((hit & is_event).sum())

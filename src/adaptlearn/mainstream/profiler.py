@@ -47,7 +47,9 @@ class StemCNN(nn.Module):
         n_outputs: outputs of the head (classes; 1 for a binary detector's logit).
         widths: channels of the conv blocks. Default: ``(8, 16, 32, 32)``.
         in_channels: input channels. Default: 3.
-        generator: torch generator for the initial weights (None: the global RNG).
+        generator: CPU torch generator for the initial weights (None: the global RNG).
+        device: where the parameters live (default: the CPU). Weights are drawn on the CPU and
+            moved, so a seed gives the same network on every device.
 
     Shapes:
         ``forward(x)``: ``(B, C, H, W) -> (B, n_outputs)``;
@@ -55,7 +57,8 @@ class StemCNN(nn.Module):
     """
 
     def __init__(self, n_outputs: int, widths: Sequence[int] = (8, 16, 32, 32), *,
-                 in_channels: int = 3, generator: torch.Generator | None = None) -> None:
+                 in_channels: int = 3, generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> None:
         super().__init__()
         check_int("n_outputs", n_outputs, 1, owner="StemCNN")
         if not widths:
@@ -74,6 +77,13 @@ class StemCNN(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(prev, n_outputs))
         self.reset_parameters(generator)
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live."""
+        return self.head[1].weight.device
 
     @property
     def n_layers(self) -> int:
@@ -85,10 +95,11 @@ class StemCNN(nn.Module):
         return [*self.blocks, self.head]
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Kaiming-uniform conv/linear weights drawn from ``generator``; BN to identity."""
+        """Kaiming-uniform conv/linear weights drawn from ``generator`` (on the CPU); BN to
+        identity."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu", generator=generator)
+                _kaiming_(m.weight, generator)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
@@ -102,6 +113,14 @@ class StemCNN(nn.Module):
 
     def extra_repr(self) -> str:
         return f"widths={self.widths}, n_layers={self.n_layers}"
+
+
+def _kaiming_(weight: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Kaiming-uniform init drawn on the CPU (a CPU generator works for any device's weights)."""
+    cpu = torch.empty(weight.shape, dtype=weight.dtype)
+    nn.init.kaiming_uniform_(cpu, nonlinearity="relu", generator=generator)
+    with torch.no_grad():
+        weight.copy_(cpu)
 
 
 def train_classifier(
@@ -121,7 +140,7 @@ def train_classifier(
     trained on the cached stem features, which is exact for a frozen prefix and much cheaper.
 
     Args:
-        model: the network.
+        model: the network (trained on its own device; ``x`` and ``y`` are moved there).
         x: inputs, ``(n, C, H, W)`` float32.
         y: targets: ``(n,)`` int64 class indices (multi-class head) or ``(n,)`` float32 in
             {0, 1} (single-logit head, binary cross-entropy).
@@ -129,7 +148,7 @@ def train_classifier(
         lr: Adam learning rate.
         batch_size: examples per step.
         frozen_layers: k, number of leading layers not trained.
-        generator: shuffling generator.
+        generator: shuffling generator (CPU).
 
     Returns:
         The same ``model``.
@@ -138,6 +157,8 @@ def train_classifier(
     check_range("lr", lr, 0.0, low_inclusive=False)
     check_int("batch_size", batch_size, 1)
     check_int("frozen_layers", frozen_layers, 0, model.n_layers - 1)
+    device = model.device
+    x, y = x.to(device), y.to(device)
     layers = model.layers()
     for i, layer in enumerate(layers):
         layer.requires_grad_(i >= frozen_layers)
@@ -152,7 +173,7 @@ def train_classifier(
     for _ in range(epochs):
         for layer in layers[frozen_layers:]:
             layer.train()
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=generator).to(device)
         for start in range(0, n, batch_size):
             idx = perm[start:start + batch_size]
             if idx.numel() < 2:
@@ -177,6 +198,7 @@ def fine_tune(
     y: torch.Tensor,
     *,
     generator: torch.Generator,
+    device: torch.device | str | None = None,
     **train_kwargs: object,
 ) -> StemCNN:
     """A binary detector from ``base``: copy it, put a fresh 1-logit head, freeze ``k`` layers.
@@ -186,32 +208,39 @@ def fine_tune(
         frozen_layers: k in ``[0, base.n_layers - 1]``; ``n_layers - 1`` trains the head only.
         x: ``(n, C, H, W)`` frames.
         y: ``(n,)`` float32 labels in {0, 1}.
-        generator: generator for the head's init and the shuffling.
+        generator: CPU generator for the head's init and the shuffling.
+        device: where the detector lives and trains (default: ``base``'s device).
         **train_kwargs: forwarded to :func:`train_classifier` (epochs, lr, batch_size).
     """
     model = copy.deepcopy(base)
     head = nn.Linear(base.head[1].in_features, 1)
-    nn.init.kaiming_uniform_(head.weight, nonlinearity="relu", generator=generator)
+    _kaiming_(head.weight, generator)
     nn.init.zeros_(head.bias)
     model.head = nn.Sequential(nn.Flatten(), head)
+    model.to(base.device if device is None else device)
     return train_classifier(model, x, y, frozen_layers=frozen_layers, generator=generator,
                             **train_kwargs)  # type: ignore[arg-type]
 
 
 @torch.no_grad()
 def predict_scores(model: StemCNN, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Sigmoid scores of a binary detector, ``(n, C, H, W) -> (n,)``."""
+    """Sigmoid scores of a binary detector, ``(n, C, H, W) -> (n,)``.
+
+    Runs on the model's device, batch by batch; the scores come back on ``x``'s device.
+    """
+    check_int("batch_size", batch_size, 1)
     model.eval()
-    out = [torch.sigmoid(model(x[i:i + batch_size]).squeeze(1))
+    device = model.device
+    out = [torch.sigmoid(model(x[i:i + batch_size].to(device)).squeeze(1))
            for i in range(0, x.shape[0], batch_size)]
-    return torch.cat(out) if out else torch.empty(0)
+    return torch.cat(out).to(x.device) if out else torch.empty(0, device=x.device)
 
 
 def measure_stem_option(model: StemCNN, frozen_layers: int, x: torch.Tensor, y: torch.Tensor,
                         threshold: float = 0.5) -> StemOption:
     """Per-frame recall a(k) on positive frames and false-positive rate q(k) on negatives."""
     pred = predict_scores(model, x) >= threshold
-    pos = y > 0.5
+    pos = y.to(pred.device) > 0.5
     if not pos.any() or pos.all():
         raise ValueError("`y` must contain both positive and negative frames")
     recall = float(pred[pos].float().mean())
@@ -240,8 +269,9 @@ def profile_layers(model: StemCNN, example: torch.Tensor, *, reps: int = 30,
     """FLOPs and median time per frame of each layer of ``model``.
 
     Args:
-        model: the network (put in eval mode).
-        example: a batch of inputs ``(B, C, H, W)``; costs are divided by ``B``.
+        model: the network (put in eval mode; timed on its own device, synchronising CUDA).
+        example: a batch of inputs ``(B, C, H, W)`` (moved to the model's device); costs are
+            divided by ``B``.
         reps: timed repetitions per layer (median taken).
         warmup: untimed repetitions first.
     """
@@ -250,8 +280,10 @@ def profile_layers(model: StemCNN, example: torch.Tensor, *, reps: int = 30,
     check_int("reps", reps, 1)
     model.eval()
     batch = example.shape[0]
+    device = model.device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     out: list[LayerProfile] = []
-    x = example
+    x = example.to(device)
     names = [f"block{i}" for i in range(len(model.blocks))] + ["head"]
     for name, layer in zip(names, model.layers(), strict=True):
         counter = FlopCounterMode(display=False)
@@ -259,8 +291,10 @@ def profile_layers(model: StemCNN, example: torch.Tensor, *, reps: int = 30,
             y = layer(x)
         times = []
         for r in range(warmup + reps):
+            sync()
             t0 = time.perf_counter()
             layer(x)
+            sync()
             if r >= warmup:
                 times.append(time.perf_counter() - t0)
         out.append(LayerProfile(name, counter.get_total_flops() / batch,
