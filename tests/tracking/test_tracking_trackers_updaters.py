@@ -235,8 +235,10 @@ def test_tracking_a_static_target_with_ema_is_accurate():
     assert fps > 0 and boxes.shape == (20, 4)
 
 
-@pytest.mark.parametrize("box", [[1.0, 2.0, float("nan"), 5.0], [1.0, 2.0, 0.0, 5.0],
-                                 [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, -1.0]])
+@pytest.mark.parametrize(
+    "box",
+    [[1.0, 2.0, float("nan"), 5.0], [1.0, 2.0, 0.0, 5.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0, -1.0]],
+)
 def test_track_sequence_refuses_nan_empty_or_malformed_first_boxes(box):
     import numpy as np
 

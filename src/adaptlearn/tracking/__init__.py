@@ -9,6 +9,11 @@ Quick tour::
     boxes, fps = track_sequence(tracker, EMAUpdater(0.1), seq.frames, seq.boxes[0])
     evaluate(boxes, seq.boxes)["auc"]
 
+    # per frame, as OpenCV's and GOT-10k's trackers (uint8 / float, grey / RGB / BGR frames)
+    online = OnlineTracker(CorrelationFilterTracker(), EMAUpdater(0.1), channel_order="bgr")
+    online.init(first_frame, (x, y, w, h))
+    box = online.update(next_frame)
+
 Swapping the updater (``NoUpdate()``, ``SGDUpdater(...)``, a meta-trained ``LearnedUpdater``)
 is a one-line change; see :mod:`adaptlearn.tracking.meta` for meta-training.
 
@@ -36,10 +41,13 @@ from adaptlearn.tracking.synth import (
     preset,
 )
 from adaptlearn.tracking.trackers import (
+    LUMA_WEIGHTS,
     CorrelationFilterTracker,
+    OnlineTracker,
     SiameseEmbedding,
     TemplateTracker,
     crop_patches,
+    to_grey,
     track_sequence,
 )
 from adaptlearn.tracking.updaters import (
@@ -50,15 +58,18 @@ from adaptlearn.tracking.updaters import (
     SGDUpdater,
     TemplateUpdater,
     preprocess_gradient,
+    state_nbytes,
 )
 
 __all__ = [
+    "LUMA_WEIGHTS",
     "PRESETS",
     "CorrelationFilterTracker",
     "EMAUpdater",
     "LearnedUpdater",
     "NoUpdate",
     "OnlineSample",
+    "OnlineTracker",
     "SGDUpdater",
     "SequenceConfig",
     "SiameseEmbedding",
@@ -79,8 +90,10 @@ __all__ = [
     "precision_curve",
     "preprocess_gradient",
     "preset",
+    "state_nbytes",
     "success_auc",
     "success_curve",
+    "to_grey",
     "track_sequence",
     "train_embedding",
 ]

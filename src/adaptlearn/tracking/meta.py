@@ -52,17 +52,21 @@ def train_embedding(
     channels: int = 16,
     generator: torch.Generator,
     progress: Iterable | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[SiameseEmbedding, list[float]]:
     """Train the SiamFC-like embedding on exemplar/search pairs from training sequences.
 
     Pairs are at most ``max_gap`` frames apart; the search crop is centred on the ground truth
-    plus a random shift (up to +-4 score cells), so labels are off-centre.
+    plus a random shift (up to +-4 score cells), so labels are off-centre. Random draws come
+    from the CPU ``generator`` (the same pairs on every device); the network trains on
+    ``device`` (default CPU).
 
     Returns:
         The trained embedding (eval mode, frozen) and the loss per step.
     """
-    model = SiameseEmbedding(channels)
+    model = SiameseEmbedding(channels).to(device or "cpu")
     tracker = TemplateTracker(model)
+    dev = tracker.device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses: list[float] = []
@@ -81,7 +85,7 @@ def train_embedding(
             side = tracker.search_side(w, h)
             ex_p.append(
                 crop_patches(
-                    torch.from_numpy(seq.frames[i])[None, None],
+                    torch.from_numpy(seq.frames[i]).to(dev)[None, None],
                     torch.tensor([[cx, cy]]),
                     torch.tensor([side]),
                     64,
@@ -95,7 +99,7 @@ def train_embedding(
             px = side / 64
             se_p.append(
                 crop_patches(
-                    torch.from_numpy(seq.frames[j])[None, None],
+                    torch.from_numpy(seq.frames[j]).to(dev)[None, None],
                     torch.tensor([[cx + float(shift[0]) * px, cy + float(shift[1]) * px]]),
                     torch.tensor([side]),
                     64,
@@ -147,13 +151,17 @@ def make_episodes(
     jitter: float = 0.08,
     generator: torch.Generator,
 ) -> EpisodeBatch:
-    """Cut ``n_episodes`` random episodes of ``length + 1`` frames from ``sequences``."""
+    """Cut ``n_episodes`` random episodes of ``length + 1`` frames from ``sequences``.
+
+    Random draws come from the CPU ``generator``; the crops and features are made on the
+    tracker's device.
+    """
     p = tracker.patch_size
     model0, refs, search, s_lab, sample, m_lab = [], [], [], [], [], []
     for _ in range(n_episodes):
         seq = sequences[int(torch.randint(len(sequences), (1,), generator=generator))]
         start = int(torch.randint(len(seq.boxes) - length, (1,), generator=generator))
-        video = torch.from_numpy(seq.frames[start : start + length + 1])[:, None]
+        video = torch.from_numpy(seq.frames[start : start + length + 1]).to(tracker.device)[:, None]
         boxes = seq.boxes[start : start + length + 1]
         cx, cy, w, h = _centre_size(boxes[0])
         patch = crop_patches(
@@ -162,7 +170,10 @@ def make_episodes(
         m0 = tracker.init_model(patch, generator)
         model0.append(m0)
         refs.append(
-            torch.tensor(reference_cues(tracker, tracker.response(m0, tracker.features(patch))[0]))
+            torch.tensor(
+                reference_cues(tracker, tracker.response(m0, tracker.features(patch))[0]),
+                device=tracker.device,
+            )
         )
         prev = (cx, cy, w, h)
         cen_s, side_s, off_s, cen_m, side_m, off_m = [], [], [], [], [], []

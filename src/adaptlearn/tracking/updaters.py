@@ -38,6 +38,7 @@ __all__ = [
     "SGDUpdater",
     "TemplateUpdater",
     "preprocess_gradient",
+    "state_nbytes",
 ]
 
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -70,6 +71,44 @@ class TemplateUpdater(Protocol):
     ) -> tuple[Tensor, dict[str, Any]]: ...
 
 
+def state_nbytes(state: Any, *, exclude: tuple[str, ...] = ("template", "loss_fn")) -> int:
+    """Bytes of the tensors an updater keeps between frames (its memory), each storage once.
+
+    Walks dicts, lists and tuples; the current model (key ``"template"``, kept by every updater
+    and by the tracker) is excluded by default, so what remains is what the update rule itself
+    stores: SGD's window of samples, the learned updater's recurrent state, ...
+
+    Args:
+        state: an updater's state (as returned by ``init`` / ``update``).
+        exclude: top-level keys not counted.
+    """
+    seen: set[tuple[str, int]] = set()
+    total = 0
+
+    def walk(obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, Tensor):
+            storage = obj.untyped_storage()
+            key = (str(obj.device), storage.data_ptr())
+            if key not in seen:
+                seen.add(key)
+                total += storage.nbytes()
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v)
+
+    if isinstance(state, dict):
+        for k, v in state.items():
+            if k not in exclude:
+                walk(v)
+    else:
+        walk(state)
+    return total
+
+
 class NoUpdate:
     """Keep the first-frame model: ``theta_t = theta_0``."""
 
@@ -90,7 +129,7 @@ class EMAUpdater:
     template tracker it is SiamFC/CFNet's ``zLR`` (0.005-0.01 there).
 
     Args:
-        gamma: update rate in [0, 1].
+        gamma: update rate in [0, 1]. Runs on the device of the model it is given.
     """
 
     def __init__(self, gamma: float = 0.05) -> None:
@@ -115,7 +154,8 @@ class SGDUpdater:
     ``theta <- theta - lr * rms(theta_0) * g / rms(g)``. Normalising by the gradient's RMS makes
     one step size work for both base trackers (their losses differ by orders of magnitude);
     ``lr`` is the relative change of the model per step. Memory grows with ``window`` (the
-    samples are stored), unlike the learned updater whose state is its RNN.
+    samples' features and labels are stored; :func:`state_nbytes` measures it). Runs on the
+    device of the model and samples it is given (it creates no tensors of its own).
 
     Args:
         lr: relative step size (> 0).
@@ -207,7 +247,10 @@ class LearnedUpdater(nn.Module):
       psi_t - theta_{t-1} (all divided by rms(theta_0)) and the cues. Its head starts at zero, so
       before meta-training the updater *is* ``EMAUpdater(init_gamma)``.
 
-    The recurrent state replaces the stored online training set (small memory at test time).
+    The recurrent state replaces the stored online training set. Its size is
+    ``2 * coord_hidden * coord_layers`` numbers per model coordinate (h and c of every layer),
+    so whether it is smaller than SGD's window of samples depends on the model's size against
+    the features' (:func:`state_nbytes` measures both; the tracking card has the numbers).
 
     Args:
         init_gamma: initial update rate (the gate's bias is ``logit(init_gamma)``).
@@ -216,6 +259,8 @@ class LearnedUpdater(nn.Module):
         coord_hidden: hidden size of the coordinate-wise LSTM.
         coord_layers: layers of the coordinate-wise LSTM.
         n_cues: number of global cues.
+        device: where the parameters are created (models and samples given to ``update`` must
+            be there too).
 
     References:
         arXiv 1806.07078 (recurrent meta-learner); arXiv 1606.04474 (coordinate-wise LSTM).
@@ -232,6 +277,7 @@ class LearnedUpdater(nn.Module):
         coord_hidden: int = 20,
         coord_layers: int = 2,
         n_cues: int = 4,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         own = "LearnedUpdater"
@@ -251,6 +297,8 @@ class LearnedUpdater(nn.Module):
             self.coord_head = nn.Linear(coord_hidden, 1)
             self.coord_scale = nn.Parameter(torch.tensor(0.1))
         self.reset_head()
+        if device is not None:
+            self.to(device)
 
     def reset_head(self) -> None:
         """Zero the heads so the updater equals ``EMAUpdater(init_gamma)``."""
