@@ -34,6 +34,11 @@ class Dataset(NamedTuple):
     y_test: Tensor
     num_classes: int
 
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same data on ``device`` (the generators build it on the CPU, seeded)."""
+        return Dataset(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
+                       self.y_test.to(device), self.num_classes)
+
 
 def make_teacher_classification(
     n_train: int,
@@ -191,13 +196,22 @@ class ShuffledLoader:
         inputs: ``[N, ...]``.
         targets: ``[N]``.
         batch_size: examples per batch (the last batch of an epoch may be smaller).
-        seed: seed of the shuffling generator.
+        seed: seed of the shuffling generator (a CPU generator: the order does not depend on the
+            device).
+        device: where the data is kept and batches are yielded (moved once, here). Default: where
+            ``inputs`` and ``targets`` already are. The yielded indices stay on the CPU.
     """
 
-    def __init__(self, inputs: Tensor, targets: Tensor, batch_size: int, *, seed: int = 0) -> None:
+    def __init__(self, inputs: Tensor, targets: Tensor, batch_size: int, *, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
         if inputs.shape[0] != targets.shape[0]:
             raise ValueError(f"inputs and targets differ in length: {inputs.shape[0]} vs "
                              f"{targets.shape[0]}")
+        if device is not None:
+            inputs, targets = inputs.to(device), targets.to(device)
+        if inputs.device != targets.device:
+            raise ValueError(f"inputs and targets are on different devices: {inputs.device} vs "
+                             f"{targets.device} (pass device= to move both)")
         self.inputs = inputs
         self.targets = targets
         self.batch_size = check_positive_int("batch_size", batch_size, owner="ShuffledLoader")
@@ -208,6 +222,7 @@ class ShuffledLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         order = torch.randperm(self.inputs.shape[0], generator=self.generator)
+        on_data = order.to(self.inputs.device)  # one copy per epoch, not per batch
         for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            yield self.inputs[idx], self.targets[idx], idx
+            rows = on_data[start : start + self.batch_size]
+            yield self.inputs[rows], self.targets[rows], order[start : start + self.batch_size]

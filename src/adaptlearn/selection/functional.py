@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adaptlearn.core import check_range
+from adaptlearn.core import check_int, check_range
 
 __all__ = [
     "bernoulli_select",
@@ -89,16 +89,32 @@ def _selection_probabilities(losses: Tensor, history: Tensor, beta: float, p_min
     return loss_percentiles(losses, history).pow(beta).clamp(min=p_min, max=1.0)
 
 
+def _uniform(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
+             device: torch.device | str | None) -> Tensor:
+    # Drawn where the generator lives (the CPU by default), then moved: a given generator gives
+    # the same draws whatever the output device.
+    source = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(shape, generator=generator, device=source)
+    return u if device is None else u.to(device)
+
+
 def random_selection_probabilities(
-    n: int, beta: float, *, generator: torch.Generator | None = None
+    n: int,
+    beta: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """Loss-agnostic control: ``P_i = U_i ** beta`` with ``U_i ~ Uniform(0, 1)``.
 
     Same expected rate ``1 / (beta + 1)`` as Selective-Backprop (the reference ``random``
-    calculator). Returns shape ``[n]``.
+    calculator). Returns shape ``[n]`` on ``device`` (default: the generator's device, else the
+    CPU); the uniforms are drawn on the generator's device, so a seeded generator gives the same
+    probabilities on every output device.
     """
     check_range("beta", beta, 0.0)
-    return torch.rand(n, generator=generator).pow(beta)
+    check_int("n", n, 0)
+    return _uniform((int(n),), generator, device).pow(beta)
 
 
 def expected_selection_rate(beta: float) -> float:
@@ -107,18 +123,25 @@ def expected_selection_rate(beta: float) -> float:
     return 1.0 / (beta + 1.0)
 
 
-def bernoulli_select(probabilities: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+def bernoulli_select(
+    probabilities: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Independent Bernoulli draws: ``mask_i ~ Bernoulli(probabilities_i)``.
 
     Args:
-        probabilities: shape ``[B]`` in ``[0, 1]``.
-        generator: CPU generator for reproducibility.
+        probabilities: shape ``[B]`` in ``[0, 1]``, on any device.
+        generator: generator for reproducibility (CPU or CUDA); the uniforms are drawn on its
+            device, so a CPU generator gives the same mask on every device.
+        device: device of the mask. Default: the device of ``probabilities``.
 
     Returns:
-        Boolean mask, shape ``[B]`` (on the device of ``probabilities``).
+        Boolean mask, shape ``[B]``.
     """
-    u = torch.rand(probabilities.shape, generator=generator)
-    return u.to(probabilities.device) < probabilities
+    out = probabilities.device if device is None else torch.device(device)
+    return _uniform(probabilities.shape, generator, out) < probabilities.to(out)
 
 
 def persistence_weights(

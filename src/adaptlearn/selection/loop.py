@@ -14,11 +14,19 @@ Use :func:`selective_batches` in your own loop::
             optimizer.zero_grad()
             loss_fn(model(xb), yb).mean().backward()
             optimizer.step()
+
+Loader batches are moved to the model's device (or the ``device`` given) before the selection
+forward, so yielded batches are ready for the training step. A batch of one cannot train a
+BatchNorm model, so a lone selected example left at an epoch's end never forms a batch of its
+own: :func:`selective_batches` merges it into the epoch's last batch (which then has
+``batch_size + 1`` examples); a :class:`SelectionPipeline` kept across epochs
+(:meth:`SelectionPipeline.epoch`, or the event-driven loop) carries it into the next epoch.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +38,8 @@ from adaptlearn.core import check_positive_int
 from adaptlearn.selection.selectors import SelectiveBackprop
 
 __all__ = [
-    "LossFn", "SelectionPipeline", "SelectionStats", "check_loss_fn", "eval_mode_losses",
-    "selective_batches",
+    "LossFn", "SelectionPipeline", "SelectionStats", "batch_to_device", "check_loss_fn",
+    "eval_mode_losses", "model_device", "selective_batches",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -50,6 +58,26 @@ def check_loss_fn(loss_fn: Any) -> None:
             "Selective-Backprop needs per-example losses: construct the loss with "
             f"reduction='none' (got reduction={reduction!r})"
         )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a stateless model."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def batch_to_device(batch: Sequence[Tensor], device: torch.device) -> Batch:
+    """Move a batch's inputs and targets to ``device`` (no copy when already there).
+
+    A third column (dataset indices) stays where it is: it is CPU bookkeeping for the selectors.
+    ``non_blocking`` copies overlap with compute when the loader's tensors are pinned.
+    """
+    _split_batch(batch)  # validates the arity
+    moved = [col.to(device, non_blocking=True) if k < 2 else col for k, col in enumerate(batch)]
+    return tuple(moved)
 
 
 def _split_batch(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -105,11 +133,25 @@ class SelectionStats:
 class SelectionPipeline:
     """Selection forward, Bernoulli selection and the backward queue, for one selector.
 
+    Loader batches are moved to ``device`` first (inputs and targets; indices stay on the CPU),
+    so the selection forward runs where the model lives and released batches are ready for the
+    training step.
+
     Args:
         selector: a :class:`SelectiveBackprop` (or subclass).
         model: the network; put in eval mode for the selection forward, then restored.
         loss_fn: ``loss_fn(outputs, targets) -> [B]`` per-example losses.
         batch_size: size of released batches. Default: the size of the first loader batch.
+        device: where batches go. Default: the device of ``model``'s parameters, read at each
+            batch (so ``model.to(...)`` after building the pipeline is followed).
+
+    Example:
+        >>> pipe = SelectionPipeline(SelectiveBackprop(0.0, seed=0), nn.Linear(4, 3),  # keeps all
+        ...                          nn.CrossEntropyLoss(reduction="none"), batch_size=8)
+        >>> [b[0].shape[0] for b in pipe.push((torch.rand(20, 4), torch.zeros(20).long()))]
+        [8, 8]
+        >>> pipe.queued
+        4
     """
 
     def __init__(
@@ -118,11 +160,17 @@ class SelectionPipeline:
         model: nn.Module,
         loss_fn: LossFn,
         batch_size: int | None = None,
+        *,
+        device: torch.device | str | None = None,
     ) -> None:
         check_loss_fn(loss_fn)
+        if not isinstance(selector, SelectiveBackprop):
+            raise TypeError("SelectionPipeline: `selector` must be a SelectiveBackprop (or "
+                            f"subclass); got {type(selector).__name__}")
         self.selector = selector
         self.model = model
         self.loss_fn = loss_fn
+        self.device = None if device is None else torch.device(device)
         self.batch_size = None
         if batch_size is not None:
             self.batch_size = check_positive_int("batch_size", batch_size,
@@ -142,6 +190,8 @@ class SelectionPipeline:
 
     def push(self, batch: Sequence[Tensor]) -> list[Batch]:
         """Score and select one loader batch; return the training batches now ready (0 or more)."""
+        batch = batch_to_device(
+            batch, self.device if self.device is not None else model_device(self.model))
         inputs, targets, indices = _split_batch(batch)
         self._has_indices = indices is not None
         if self.batch_size is None:
@@ -200,6 +250,21 @@ class SelectionPipeline:
             return []
         return self._release(final=True)
 
+    @property
+    def queued(self) -> int:
+        """Selected examples waiting in the queue (not yet released)."""
+        return self._queued
+
+    def epoch(self, loader: Iterable[Any]) -> Iterator[Batch]:
+        """Yield the backprop-ready batches of one pass over ``loader``.
+
+        At the end a lone leftover example stays queued for the next epoch (see :meth:`flush`),
+        so call this once per epoch on the same pipeline.
+        """
+        for batch in loader:
+            yield from self.push(batch)
+        yield from self.flush(carry_single=True)
+
     def queue_state(self) -> list[list[Tensor]]:
         """The queued (selected, not yet released) examples, for checkpoints."""
         return [list(part) for part in self._queue]
@@ -236,16 +301,36 @@ class SelectionPipeline:
         return out
 
 
+def _join(first: Batch, second: Batch) -> Batch:
+    return tuple(torch.cat((a, b.to(a.device))) for a, b in zip(first, second, strict=True))
+
+
 def selective_batches(
-    selector: SelectiveBackprop,
-    loader: Iterable[Any],
-    model: nn.Module,
-    loss_fn: LossFn,
+    selector: SelectiveBackprop | None = None,
+    loader: Iterable[Any] | None = None,
+    model: nn.Module | None = None,
+    loss_fn: LossFn | None = None,
     *,
     batch_size: int | None = None,
+    device: torch.device | str | None = None,
     pipeline: SelectionPipeline | None = None,
 ) -> Iterator[Batch]:
     """Yield backprop-ready batches for one pass over ``loader`` (one epoch).
+
+    Either ``selector``, ``model`` and ``loss_fn`` (a fresh :class:`SelectionPipeline` per
+    call), or ``pipeline=`` (one pipeline reused across epochs, which keeps its statistics and
+    its queue): ``selective_batches(sb, loader, model, loss_fn)`` or
+    ``selective_batches(loader=loader, pipeline=pipe)``.
+
+    A lone trailing example. With a fresh pipeline nothing can stay queued after the epoch, and
+    a batch of one breaks BatchNorm in training mode, so a single selected example left at the
+    end is **merged** into the epoch's last batch (``batch_size + 1`` examples). To make that
+    possible, a released batch is held back while at most one example is queued behind it (it is
+    yielded as soon as a second example is queued or the next batch is released; the selection
+    forward of the next loader batch then runs before that batch's training step). If the whole
+    epoch selected one example, there is no batch to merge with: it is dropped with a
+    ``RuntimeWarning`` (pass ``pipeline=`` to carry it into the next epoch instead). With
+    ``pipeline=`` the lone example is **carried** into the next epoch's first batch.
 
     Args:
         selector: the selection rule and its state (SB, Stale-SB, AdaptSB, random subset).
@@ -255,18 +340,74 @@ def selective_batches(
         loss_fn: per-example loss, e.g. ``nn.CrossEntropyLoss(reduction="none")``; a loss with
             another reduction raises ``ValueError``.
         batch_size: size of yielded batches (default: the loader's batch size).
-        pipeline: reuse a :class:`SelectionPipeline` across epochs to keep its statistics (and
-            to carry a single leftover example into the next epoch instead of releasing a
-            batch of one, which BatchNorm rejects); recommended for multi-epoch training.
+        device: where yielded batches live (default: the model's device); indices stay put.
+        pipeline: a :class:`SelectionPipeline` to reuse across epochs; it already holds the
+            selector, model, loss, batch size and device, so passing any of those as well (other
+            than the pipeline's own) raises ``ValueError``.
 
     Yields:
         Tuples like the loader's (same arity), with ``batch_size`` examples except possibly the
-        last one of the epoch.
+        last one of the epoch (fewer, or ``batch_size + 1`` after a merge; never one alone
+        unless the loader's batch size is 1).
+
+    Raises:
+        ValueError: ``loader`` missing; ``pipeline`` given with arguments it would ignore; or
+            (without ``pipeline``) ``selector``, ``model`` or ``loss_fn`` missing.
     """
-    own = pipeline is None
-    pipe = pipeline if pipeline is not None else SelectionPipeline(selector, model, loss_fn,
-                                                                   batch_size)
+    if loader is None:
+        raise ValueError("selective_batches: `loader` is required")
+    if pipeline is not None:
+        same = {
+            "selector": selector is pipeline.selector, "model": model is pipeline.model,
+            "loss_fn": loss_fn is pipeline.loss_fn,
+            "batch_size": batch_size == pipeline.batch_size,
+            "device": device is not None and pipeline.device is not None
+            and torch.device(device) == pipeline.device,
+        }
+        given = {"selector": selector, "model": model, "loss_fn": loss_fn,
+                 "batch_size": batch_size, "device": device}
+        ignored = [name for name, value in given.items() if value is not None and not same[name]]
+        if ignored:
+            raise ValueError(
+                f"selective_batches: `pipeline` already holds its selector, model, loss_fn, "
+                f"batch_size and device, so {', '.join(f'`{n}`' for n in ignored)} would be "
+                "ignored; pass either `pipeline=` alone (selective_batches(loader=loader, "
+                "pipeline=pipe)) or selector, model and loss_fn without it")
+        return pipeline.epoch(loader)
+    missing = [name for name, value in (("selector", selector), ("model", model),
+                                        ("loss_fn", loss_fn)) if value is None]
+    if missing:
+        raise ValueError(f"selective_batches needs {', '.join(f'`{n}`' for n in missing)} "
+                         "(or `pipeline=`)")
+    assert selector is not None and model is not None and loss_fn is not None
+    return _merged_epoch(SelectionPipeline(selector, model, loss_fn, batch_size, device=device),
+                         loader)
+
+
+def _merged_epoch(pipe: SelectionPipeline, loader: Iterable[Any]) -> Iterator[Batch]:
+    # One epoch on a pipeline that dies with it: a lone leftover is merged (selective_batches).
+    held: Batch | None = None  # last released batch, kept while a lone leftover is possible
     for batch in loader:
-        yield from pipe.push(batch)
-    # A pipeline of our own dies with this generator, so nothing may stay queued in it.
-    yield from pipe.flush(carry_single=not own)
+        for ready in pipe.push(batch):
+            if held is not None:
+                yield held
+            held = ready
+        if held is not None and pipe.queued >= 2:
+            # Whatever is left at the end is now either >= 2 examples or follows a later
+            # release, which becomes the merge target instead.
+            yield held
+            held = None
+    tail = pipe.flush(carry_single=False)
+    if tail and tail[0][0].shape[0] == 1 and pipe.batch_size != 1:
+        if held is not None:
+            yield _join(held, tail[0])
+            return
+        warnings.warn(
+            "selective_batches: this epoch selected a single example and no other batch to "
+            "merge it with; it is dropped (a batch of one breaks BatchNorm in training mode). "
+            "Reuse one SelectionPipeline across epochs (pipeline=) to carry it instead.",
+            RuntimeWarning, stacklevel=3)
+        return
+    if held is not None:
+        yield held
+    yield from tail

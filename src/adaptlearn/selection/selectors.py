@@ -145,14 +145,15 @@ class SelectiveBackprop:
             targets: class labels, shape ``[B]`` (needed by AdaptSB with ``group_by="target"``).
 
         Returns:
-            Boolean mask of shape ``[B]`` on the CPU.
+            Boolean mask of shape ``[B]`` on the device of ``losses`` (the rule itself runs on
+            the CPU with the selector's CPU generator, so decisions do not depend on the device).
         """
         n = int(losses.numel())
         if self.priming:
-            mask = torch.ones(n, dtype=torch.bool)
+            mask = torch.ones(n, dtype=torch.bool, device=losses.device)
         else:
             probs = self.probabilities(losses, indices=indices, targets=targets)
-            mask = bernoulli_select(probs, generator=self.generator)
+            mask = bernoulli_select(probs.cpu(), generator=self.generator).to(losses.device)
         self.examples_seen += n
         self.examples_selected += int(mask.sum())
         return mask

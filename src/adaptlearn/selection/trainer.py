@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from adaptlearn.selection.events import Algorithm, Event, LoopState
-from adaptlearn.selection.loop import LossFn, check_loss_fn
+from adaptlearn.selection.loop import LossFn, batch_to_device, check_loss_fn, model_device
 
 __all__ = ["Trainer", "TrainerCounters"]
 
@@ -50,6 +50,8 @@ class Trainer:
         algorithms: algorithms run on the events they match, in order.
         lr_at: optional ``lr_at(examples_seen) -> float``, applied before every step (the paper
             keys the schedule on examples *seen*, so SB and traditional follow one LR curve).
+        device: where loader batches are moved (inputs and targets; dataset indices stay on the
+            CPU) before the algorithms see them. Default: the model's device at each epoch's start.
     """
 
     def __init__(
@@ -60,8 +62,10 @@ class Trainer:
         *,
         algorithms: Sequence[Algorithm] = (),
         lr_at: Callable[[int], float] | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         check_loss_fn(loss_fn)
+        self.device = None if device is None else torch.device(device)
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -140,8 +144,9 @@ class Trainer:
         # restore the flags they change.
         self.model.train()
         self._fire(Event.EPOCH_START)
+        device = self.device if self.device is not None else model_device(self.model)
         for batch in loader:
-            self.state.batch = tuple(batch)
+            self.state.batch = batch_to_device(batch, device)
             self.state.batches = [self.state.batch]
             self._fire(Event.AFTER_DATALOADER)
             self.counters.examples_seen += int(batch[0].shape[0])
