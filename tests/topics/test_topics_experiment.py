@@ -23,13 +23,16 @@ from adaptlearn.topics import (
 
 
 def test_tiny_preset_end_to_end_is_plumbing_only(tmp_path):
-    assert main(["run", "spectral-leader", "--preset", "tiny", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+    assert (
+        main(["run", "spectral-leader", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
+    )
     (run,) = (tmp_path / "spectral-leader").iterdir()
     results = json.loads((run / "results.json").read_text())
     assert (run / "figures" / "regret.png").exists() and (run / "metrics.csv").exists()
     assert (results["verdict"]["outcome"], results["verdict"]["reason"]) == (
-        "inconclusive", "plumbing-only")
+        "inconclusive",
+        "plumbing-only",
+    )
     assert "spectral-leader [stationary]" in results["methods"]
 
 
@@ -40,16 +43,24 @@ class _R:
             params["alpha"] = alpha
         if split is not None:
             params["split"] = split
-        self.trial = type("T", (), {"method": method, "seed": seed,
-                                    "param": lambda _, k, p=params: p.get(k)})()
+        self.trial = type(
+            "T", (), {"method": method, "seed": seed, "param": lambda _, k, p=params: p.get(k)}
+        )()
         self.final = final
 
 
 ALPHAS = ((0.6, 0.1), (0.8, 0.0), (1.0, 0.05))  # (alpha, regret/word above EM's best level)
 
 
-def _results(rng, sl_excess, sl_q4, frozen_q4=0.5, n_seeds=5, noise=0.03,
-             settings=("stationary", "switch", "reuters")):
+def _results(
+    rng,
+    sl_excess,
+    sl_q4,
+    frozen_q4=0.5,
+    n_seeds=5,
+    noise=0.03,
+    settings=("stationary", "switch", "reuters"),
+):
     """Per-trial results of a run's shape: regret per word (nats) of SpectralLeader and online
     EM per alpha, with seed noise of the size measured (EM's level varies by ~0.05 between
     seeds); EM's validation stream ranks the alphas as its judged stream does, up to noise."""
@@ -57,16 +68,38 @@ def _results(rng, sl_excess, sl_q4, frozen_q4=0.5, n_seeds=5, noise=0.03,
     for setting in settings:
         for seed in range(n_seeds):
             em_level = 0.15 + 0.05 * abs(rng.normal())
-            out.append(_R(SL, setting, seed, {
-                "regret_per_word": em_level + sl_excess + noise * rng.normal(),
-                "regret_per_word_q4": max(0.0, sl_q4 + 0.003 * rng.normal()),
-                "frozen_regret_per_word_q4": frozen_q4 + 0.05 * rng.normal()}))
+            out.append(
+                _R(
+                    SL,
+                    setting,
+                    seed,
+                    {
+                        "regret_per_word": em_level + sl_excess + noise * rng.normal(),
+                        "regret_per_word_q4": max(0.0, sl_q4 + 0.003 * rng.normal()),
+                        "frozen_regret_per_word_q4": frozen_q4 + 0.05 * rng.normal(),
+                    },
+                )
+            )
             for alpha, shift in ALPHAS:
-                out.append(_R("online-em", setting, seed, {
-                    "regret_per_word": em_level + shift + noise * rng.normal()}, alpha=alpha))
-                out.append(_R("online-em", setting, seed, {
-                    "loglik_per_word": -4.0 - shift + 0.01 * rng.normal()}, alpha=alpha,
-                    split="validation"))
+                out.append(
+                    _R(
+                        "online-em",
+                        setting,
+                        seed,
+                        {"regret_per_word": em_level + shift + noise * rng.normal()},
+                        alpha=alpha,
+                    )
+                )
+                out.append(
+                    _R(
+                        "online-em",
+                        setting,
+                        seed,
+                        {"loglik_per_word": -4.0 - shift + 0.01 * rng.normal()},
+                        alpha=alpha,
+                        split="validation",
+                    )
+                )
     return out
 
 
@@ -97,8 +130,10 @@ def test_planted_effect_is_supported():
     assert (v.outcome, v.reason) == ("supported", "holds")
     assert len(v.comparisons) == 5  # similar on 3 streams, sublinear on the 2 synthetic ones
     assert verdict(rows, preset="tiny").reason == "plumbing-only"
-    assert verdict(verdict_rows(_results(np.random.default_rng(2), -0.02, 0.005, n_seeds=1))
-                   ).reason == "underpowered"
+    assert (
+        verdict(verdict_rows(_results(np.random.default_rng(2), -0.02, 0.005, n_seeds=1))).reason
+        == "underpowered"
+    )
 
 
 def test_a_never_learning_model_fails_the_sublinearity_comparison():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
 
 from adaptlearn.topics import (
     BatchEM,
@@ -37,6 +40,14 @@ def brute_force_m3(X: np.ndarray) -> tuple[np.ndarray, float]:
     return total, float((L * (L - 1) * (L - 2)).sum())
 
 
+def brute_force_m2(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Sum over documents of the unbiased N2(c) = c c^T - diag(c) (ordered pairs of distinct
+    positions), and sum_d L_d (L_d - 1)."""
+    X = X.astype(float)
+    L = X.sum(1)
+    return X.T @ X - np.diag(X.sum(0)), float((L * (L - 1)).sum())
+
+
 def test_n3_estimator_diagonals_match_counting():
     c = np.array([[3, 2, 0, 1]])
     t, _ = brute_force_m3(c)
@@ -47,14 +58,46 @@ def test_n3_estimator_diagonals_match_counting():
 def test_whitened_third_moment_equals_brute_force():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 4, size=(15, 7))
-    X[X.sum(1) < 3, 0] += 3
     W = rng.standard_normal((7, 3))
     G, s = X.T.astype(float) @ X, X.sum(0).astype(float)
     Y = X @ W
     cube = np.einsum("na,nb,nc->abc", Y, Y, Y)
     m3, n3 = brute_force_m3(X)
     expected = np.einsum("ijk,ia,jb,kc->abc", m3, W, W, W) / n3
-    np.testing.assert_allclose(whitened_third_moment(W, G, s, cube, n3), expected, atol=1e-12)
+    np.testing.assert_allclose(whitened_third_moment(W, G @ W, s, cube, n3), expected, atol=1e-12)
+
+
+def _mixed_length_corpus(rng: np.random.Generator, V: int = 9) -> np.ndarray:
+    """Documents of 1, 2, 3 and more words (and empty ones), in a shuffled order."""
+    lengths = np.array([1, 1, 1, 2, 2, 2, 2, 3, 3, 4, 6, 9, 0, 1, 2, 5] * 3)
+    rng.shuffle(lengths)
+    topics = rng.dirichlet(np.full(V, 0.3), size=3)
+    return np.array([rng.multinomial(L, topics[rng.integers(3)]) for L in lengths])
+
+
+@pytest.mark.parametrize("basis", ["exact", "sketch"])
+def test_moments_are_exact_for_every_document_length(basis):
+    """Issue #22: with documents of 1 and 2 words, every document must enter every sum (the old
+    bookkeeping put all of them in s but only L >= 2 in G and L >= 3 in the cube term)."""
+    rng = np.random.default_rng(11)
+    X = _mixed_length_corpus(rng)
+    V = X.shape[1]
+    m2, n2 = brute_force_m2(X)
+    m3, n3 = brute_force_m3(X)
+    W = rng.standard_normal((V, 4))
+    expected_t = np.einsum("ijk,ia,jb,kc->abc", m3, W, W, W) / n3
+    # one batch, and the same documents one at a time (the refresh schedule interleaved)
+    kw = {"basis": basis, "sketch_dim": V, "warmup_docs": 20, "refresh": 7, "random_state": 0}
+    whole = SpectralLeader(2, **kw).fit(X)
+    streamed = SpectralLeader(2, **kw)
+    for row in X:
+        streamed.partial_fit(row[None, :])
+    for model in (whole, streamed):
+        assert model.n2_ == n2 and model.n3_ == n3
+        np.testing.assert_array_equal(model.s_, X.sum(0))
+        np.testing.assert_allclose(model.second_moment(), m2 / n2, atol=1e-15)
+        np.testing.assert_allclose(model.whitened_third_moment(W), expected_t, atol=1e-13)
+    assert np.abs(m2 / n2).max() > 0.01 and np.abs(expected_t).max() > 1e-3
 
 
 def test_population_moments_are_unbiased():
@@ -84,10 +127,10 @@ def test_power_method_recovers_orthogonal_decomposition(seed):
 def test_batch_spectral_recovers_topics_error_shrinks(n_docs):
     corpus = generate_corpus(n_docs, 4, 80, 30, random_state=3)
     model = SpectralLeader(4, random_state=0).fit(corpus.counts)
-    _, err = match_topics(model.topic_word_, corpus.topic_word)
+    _, err = match_topics(model.components_.T, corpus.topic_word)
     bound = {500: 0.35, 4000: 0.12}[n_docs]
     assert err < bound
-    assert np.allclose(model.topic_word_.sum(0), 1) and np.isclose(model.weights_.sum(), 1)
+    assert np.allclose(model.components_.sum(1), 1) and np.isclose(model.weights_.sum(), 1)
 
 
 def test_error_decreases_with_corpus_size_same_topics():
@@ -95,7 +138,7 @@ def test_error_decreases_with_corpus_size_same_topics():
     errs = []
     for n in (300, 1500, 6000):
         model = SpectralLeader(4, random_state=0).fit(big.counts[:n])
-        errs.append(match_topics(model.topic_word_, big.topic_word)[1])
+        errs.append(match_topics(model.components_.T, big.topic_word)[1])
     assert errs[0] > errs[1] > errs[2]
 
 
@@ -136,27 +179,56 @@ def test_sketch_with_full_basis_equals_exact():
     )
     exact.partial_fit(corpus.counts)
     sketch.partial_fit(corpus.counts)
-    np.testing.assert_allclose(exact.topic_word_, sketch.topic_word_, atol=1e-8)
+    np.testing.assert_allclose(exact.components_, sketch.components_, atol=1e-8)
 
 
 def test_topic_order_is_stable_across_refreshes():
     corpus = generate_corpus(3000, 4, 60, 30, random_state=6)
     model = SpectralLeader(4, refresh=500, warmup_docs=500, random_state=0)
     model.partial_fit(corpus.counts[:1500])
-    before = model.topic_word_.copy()
+    before = model.components_.T.copy()
     model.partial_fit(corpus.counts[1500:])
-    perm, _ = match_topics(model.topic_word_, before)
+    perm, _ = match_topics(model.components_.T, before)
     np.testing.assert_array_equal(perm, np.arange(4))
 
 
-def test_state_dict_round_trip_continues_identically():
+def test_pickle_round_trip_continues_identically():
     corpus = generate_corpus(600, 3, 30, 15, random_state=7)
     a = SpectralLeader(3, refresh=50, random_state=1).partial_fit(corpus.counts[:300])
-    b = SpectralLeader(3, refresh=50, random_state=99)
-    b.load_state_dict(a.state_dict())
+    b = pickle.loads(pickle.dumps(a))
     a.partial_fit(corpus.counts[300:])
     b.partial_fit(corpus.counts[300:])
-    np.testing.assert_array_equal(a.topic_word_, b.topic_word_)
+    np.testing.assert_array_equal(a.components_, b.components_)
+
+
+def test_one_batch_equals_one_document_at_a_time():
+    """partial_fit absorbs a batch in chunks that end where a refresh is due: the same model as
+    feeding the documents one by one (geometric and fixed schedules)."""
+    corpus = generate_corpus(400, 3, 40, 12, random_state=12)
+    for refresh in ("geometric", 37):
+        a = SpectralLeader(3, refresh=refresh, random_state=0).partial_fit(corpus.counts)
+        b = SpectralLeader(3, refresh=refresh, random_state=0)
+        for i in range(400):
+            b.partial_fit(corpus.counts[i : i + 1])
+        assert a.n_refreshes_ == b.n_refreshes_ > 3
+        np.testing.assert_allclose(a.components_, b.components_, atol=1e-10)
+
+
+def test_warm_simultaneous_power_method_matches_the_sequential_one():
+    """The fast warm path (all deflated iterations at once) has the sequential method's fixed
+    points: the same eigenpairs on a noisy, not exactly decomposable tensor."""
+    rng = np.random.default_rng(5)
+    K = 6
+    V, _ = np.linalg.qr(rng.standard_normal((K, K)))
+    T = np.einsum("k,ak,bk,ck->abc", rng.uniform(1.0, 5.0, K), V, V, V)
+    noise = 0.01 * rng.standard_normal((K, K, K))
+    perms = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    T += sum(noise.transpose(p) for p in perms) / 6
+    values, vectors = tensor_power_method(T, K, n_restarts=10, n_iter=200, tol=1e-13, rng=rng)
+    start = vectors + 0.05 * rng.standard_normal((K, K))
+    fast = tensor_power_method(T, K, n_restarts=0, n_iter=200, tol=1e-13, init=start, rng=rng)
+    np.testing.assert_allclose(fast[0], values, atol=1e-10)
+    np.testing.assert_allclose(fast[1], vectors, atol=1e-10)
 
 
 def test_partial_fit_fast_path_matches_public_path():
@@ -166,38 +238,34 @@ def test_partial_fit_fast_path_matches_public_path():
     b = SpectralLeader(3, refresh=40, random_state=0)
     for i in range(200):
         b.partial_fit(corpus.counts[i : i + 1])
-    np.testing.assert_array_equal(a.topic_word_, b.topic_word_)
+    np.testing.assert_allclose(a.components_, b.components_, atol=1e-12)
     e1 = OnlineEM(3, random_state=0)
     online_log_likelihoods(e1, corpus.counts)
     e2 = OnlineEM(3, random_state=0)
     for i in range(200):
         e2.partial_fit(corpus.counts[i : i + 1])
-    np.testing.assert_allclose(e1.topic_word_, e2.topic_word_, rtol=1e-10)
+    np.testing.assert_allclose(e1.components_, e2.components_, rtol=1e-10)
 
 
 def test_bad_documents_raise_clear_errors():
-    model = SpectralLeader(2, vocab_size=5)
-    with pytest.raises(ValueError, match="document 1 of the batch is empty"):
-        model.partial_fit(np.array([[1, 2, 0, 0, 0], [0, 0, 0, 0, 0]]))
+    model = SpectralLeader(2).partial_fit(np.array([[1, 2, 0, 0, 0], [0, 0, 0, 0, 0]]))
+    assert model.n_docs_seen_ == 2  # an empty document is allowed and adds nothing
     with pytest.raises(ValueError, match=r"out-of-vocabulary word id 7; ids must be in \[0, 4\]"):
-        model.partial_fit([[0, 1, 7]])
+        as_count_matrix([[0, 1, 7]], vocab_size=5)
     with pytest.raises(ValueError, match="non-negative integers"):
         model.partial_fit(np.array([[1.5, 2, 0, 0, 0]]))
-    with pytest.raises(ValueError, match="5 words"):
+    with pytest.raises(ValueError, match="Negative values in data passed to SpectralLeader"):
+        model.partial_fit(np.array([[-1, 2, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="X has 4 features, but SpectralLeader is expecting 5"):
         model.partial_fit(np.ones((1, 4), dtype=int))
-    with pytest.raises(ValueError, match=r"`n_topics` of SpectralLeader must be an int"):
-        SpectralLeader(0)
+    with pytest.raises(ValueError, match=r"`n_components` of SpectralLeader must be an int"):
+        SpectralLeader(0).fit(np.ones((3, 4), dtype=int))
     with pytest.raises(ValueError, match=r"`alpha` of OnlineEM must be a float in \(0.5, 1\]"):
-        OnlineEM(3, alpha=0.3)
-    with pytest.raises(RuntimeError, match="no documents"):
+        OnlineEM(3, alpha=0.3).fit(np.ones((3, 4), dtype=int))
+    with pytest.raises(ValueError, match="`refresh` of SpectralLeader must be 'geometric' or"):
+        SpectralLeader(2, refresh="often").fit(np.ones((3, 4), dtype=int))
+    with pytest.raises(NotFittedError):
         SpectralLeader(2).score_samples(np.ones((1, 3), dtype=int))
-
-
-def test_short_documents_are_skipped_for_third_moments():
-    model = SpectralLeader(2, vocab_size=4, warmup_docs=10)
-    model.partial_fit([[0, 1], [2], [0, 1, 2]])
-    assert model.n3_ == 6.0 and model.n2_ == 2.0 + 6.0
-    np.testing.assert_array_equal(model.s_, [2, 2, 2, 0])
 
 
 def test_word_id_lists_and_count_matrix_agree():
@@ -221,7 +289,7 @@ def test_generator_is_seeded_and_switches_prior():
 def test_batch_em_improves_likelihood_from_spectral_init():
     corpus = generate_corpus(800, 3, 40, 20, random_state=9)
     spectral = SpectralLeader(3, random_state=0).fit(corpus.counts)
-    refined = BatchEM(3, init=spectral.topic_word_).fit(corpus.counts)
+    refined = BatchEM(3, init=spectral.components_.T).fit(corpus.counts)
     assert refined.score_samples(corpus.counts).sum() >= spectral.score(corpus.counts)
 
 
@@ -234,12 +302,8 @@ def test_reuters_ships_offline():
 
 
 def test_float_word_ids_and_more_topics_than_words_are_refused():
-    import pytest
-
-    from adaptlearn.topics import SpectralLeader, as_count_matrix
-
     with pytest.raises(ValueError, match="non-integer word ids"):
         as_count_matrix([[0.0, 1.5, 2.0]], vocab_size=5)
     assert as_count_matrix([[0, 1, 1]], vocab_size=5).toarray().tolist() == [[1, 2, 0, 0, 0]]
-    with pytest.raises(ValueError, match="must be <= the vocabulary size"):
+    with pytest.raises(ValueError, match=r"must be <= the number of words; X has 4 feature"):
         SpectralLeader(6).partial_fit(np.ones((3, 4), dtype=int))

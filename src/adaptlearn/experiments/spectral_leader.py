@@ -115,7 +115,7 @@ def _reuters_best(vocab_size: int, n_topics: int) -> tuple[Any, np.ndarray]:
         for r in range(2)
     ]
     spectral = SpectralLeader(n_topics, warmup_docs=10, random_state=0).fit(X)
-    fits.append(BatchEM(n_topics, init=spectral.topic_word_).fit(X))
+    fits.append(BatchEM(n_topics, init=spectral.components_.T).fit(X))
     top = max(fits, key=lambda f: f.score_samples(X).sum())
     return X, top.score_samples(X)
 
@@ -213,7 +213,7 @@ def run_stream(trial: Trial, cfg: SpectralLeaderConfig, tctx: TrialContext) -> d
         frozen_regret = segment_regrets(best - frozen.score_samples(X), words)
         final["frozen_regret_per_word_q4"] = frozen_regret["regret_per_word_q4"]
     if truth is not None:
-        final["topic_l1_error"] = match_topics(learner.topic_word_, truth)[1]
+        final["topic_l1_error"] = match_topics(learner.components_.T, truth)[1]
     return {"final": final, "curve": curve}
 
 
@@ -251,14 +251,23 @@ def verdict_rows(results: Sequence[Any]) -> list[dict[str, Any]]:
         for r in mine:
             if r.trial.method == SL:
                 rows.append({**base, "method": SL, **r.final})
-                rows.append({**base, "method": SL_Q4,
-                             "regret_per_word": r.final["regret_per_word_q4"]})
-                rows.append({**base, "method": FROZEN_Q4,
-                             "regret_per_word": r.final["frozen_regret_per_word_q4"]})
+                rows.append(
+                    {**base, "method": SL_Q4, "regret_per_word": r.final["regret_per_word_q4"]}
+                )
+                rows.append(
+                    {
+                        **base,
+                        "method": FROZEN_Q4,
+                        "regret_per_word": r.final["frozen_regret_per_word_q4"],
+                    }
+                )
                 rows.append({**base, "method": ZERO, "regret_per_word": SUBLINEAR_EPS})
         val = [r for r in mine if r.trial.method != SL and r.trial.param("split") == "validation"]
-        test = {r.trial.param("alpha"): r for r in mine
-                if r.trial.method != SL and r.trial.param("split") != "validation"}
+        test = {
+            r.trial.param("alpha"): r
+            for r in mine
+            if r.trial.method != SL and r.trial.param("split") != "validation"
+        }
         if val and test:
             alpha = max(val, key=lambda r: r.final["loglik_per_word"]).trial.param("alpha")
             if alpha in test:
@@ -282,23 +291,49 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, preset: str = "quick") -> Verd
     settings = sorted({r["setting"] for r in rows})
     comparisons, pre = [], []
     for s in settings:
-        comparisons.append(Comparison(
-            "regret_per_word", SL, TUNED_EM, higher_is_better=False, margin=-SIMILAR_MARGIN,
-            where={"setting": s},
-            label=f"SpectralLeader vs online EM (alpha tuned on validation): regret/word [{s}]"))
+        comparisons.append(
+            Comparison(
+                "regret_per_word",
+                SL,
+                TUNED_EM,
+                higher_is_better=False,
+                margin=-SIMILAR_MARGIN,
+                where={"setting": s},
+                label=f"SpectralLeader vs online EM (alpha tuned on validation): regret/word [{s}]",
+            )
+        )
         if s not in SUBLINEAR_SETTINGS:
             continue
-        comparisons.append(Comparison(
-            "regret_per_word", SL_Q4, ZERO, higher_is_better=False, margin=0.0,
-            where={"setting": s},
-            label=f"sublinear: SpectralLeader's last-quarter regret/word < {SUBLINEAR_EPS:g} "
-            f"[{s}]"))
-        control = compare(Comparison(
-            "regret_per_word", FROZEN_Q4, ZERO, higher_is_better=True, margin=0.0,
-            where={"setting": s}), rows)
-        pre.append(Precondition.from_comparison(
-            control, f"a frozen model fails the sublinearity check [{s}] (its last-quarter "
-            f"regret/word is above {SUBLINEAR_EPS:g})"))
+        comparisons.append(
+            Comparison(
+                "regret_per_word",
+                SL_Q4,
+                ZERO,
+                higher_is_better=False,
+                margin=0.0,
+                where={"setting": s},
+                label=f"sublinear: SpectralLeader's last-quarter regret/word < {SUBLINEAR_EPS:g} "
+                f"[{s}]",
+            )
+        )
+        control = compare(
+            Comparison(
+                "regret_per_word",
+                FROZEN_Q4,
+                ZERO,
+                higher_is_better=True,
+                margin=0.0,
+                where={"setting": s},
+            ),
+            rows,
+        )
+        pre.append(
+            Precondition.from_comparison(
+                control,
+                f"a frozen model fails the sublinearity check [{s}] (its last-quarter "
+                f"regret/word is above {SUBLINEAR_EPS:g})",
+            )
+        )
     if not comparisons:
         comparisons.append(Comparison("regret_per_word", SL, TUNED_EM))
     claim = Claim(
@@ -345,8 +380,13 @@ def run(cfg: SpectralLeaderConfig, ctx: RunContext) -> None:
             trials.append(Trial(SL, seed, (("setting", setting),)))
             for a in cfg.alphas:
                 trials.append(Trial("online-em", seed, (("alpha", a), ("setting", setting))))
-                trials.append(Trial("online-em", seed, (("alpha", a), ("setting", setting),
-                                                        ("split", "validation"))))
+                trials.append(
+                    Trial(
+                        "online-em",
+                        seed,
+                        (("alpha", a), ("setting", setting), ("split", "validation")),
+                    )
+                )
     results = ctx.run_trials(run_stream, trials)
     judged = [r for r in results if r.trial.param("split") != "validation"]
 
@@ -377,7 +417,8 @@ def run(cfg: SpectralLeaderConfig, ctx: RunContext) -> None:
         "SpectralLeader versus tuned online EM (regret per word, nats)",
         "| stream | SpectralLeader | online EM, alpha tuned on validation | alpha per seed "
         "| SpectralLeader, last quarter | frozen model, last quarter |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(table)
+        "|---|---|---|---|---|---|\n"
+        + "\n".join(table)
         + "\n\nOnline EM's alpha is chosen per seed on a separate validation stream (seed + "
         f"{VALIDATION_SEED_OFFSET}; on Reuters another order of the documents) by online "
         "log-likelihood per word, and judged on the stream it never saw. The frozen model is "

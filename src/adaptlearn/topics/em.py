@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from adaptlearn.core.validation import check_choice, check_int, check_range
+from adaptlearn.topics._base import TopicModelMixin
 from adaptlearn.topics.model import as_count_matrix, log_likelihood
 
 __all__ = ["BatchEM", "OnlineEM"]
@@ -30,120 +31,119 @@ def _init_topics(n_topics: int, vocab_size: int, init: str, rng: np.random.Gener
 
 
 def _responsibilities(X: sp.csr_matrix, theta: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    scores = np.asarray(X @ np.log(theta)) + np.log(weights)[None, :]
+    with np.errstate(divide="ignore"):
+        scores = np.asarray(X @ np.log(theta)) + np.log(weights)[None, :]
     return np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
 
 
-class OnlineEM:
-    """Stepwise online EM for the single-topic model (Liang & Klein 2009).
+class OnlineEM(TopicModelMixin):
+    """Stepwise online EM for the single-topic model (Liang & Klein 2009), a scikit-learn
+    estimator (``fit``, ``partial_fit``, ``transform``, ``score``).
 
     For each mini-batch: E-step responsibilities ``r``; step size ``eta_t = (t + 2)^(-alpha)``;
     sufficient statistics ``s_p <- (1 - eta) s_p + eta mean(r)`` and
     ``s_w <- (1 - eta) s_w + eta mean(r x c)``; M-step ``p = s_p / sum(s_p)``,
-    ``theta_k = (s_w[k] + pseudo_count) / sum(...)``.
+    ``theta_k = (s_w[k] + pseudo_count) / sum(...)``. ``fit`` restarts from a fresh
+    initialisation and makes one stepwise pass over ``X`` in order.
 
     Args:
-        n_topics: K.
-        vocab_size: V (inferred from the first batch when ``None``).
+        n_components: number of topics K.
         alpha: step-size exponent in (0.5, 1]; 1 is (almost) plain averaging.
         batch_size: documents per stepwise update (``partial_fit`` splits larger inputs).
         init: ``"flat"`` (uniform times 1% noise) or ``"dirichlet"`` (``Dir(1)`` topics).
-        pseudo_count: M-step smoothing added to every word count.
+        pseudo_count: M-step smoothing added to every word count, > 0.
         random_state: seed or generator for the initialization.
 
     Attributes:
-        topic_word_: ``(V, K)``; weights_: ``(K,)``; n_docs_seen_: documents absorbed.
+        components_: ``(K, V)`` topic-word distributions (rows sum to 1). weights_: ``(K,)``.
+        n_features_in_: V. n_docs_seen_: documents absorbed. n_steps_: stepwise updates.
     """
 
     def __init__(
         self,
-        n_topics: int,
+        n_components: int = 10,
         *,
-        vocab_size: int | None = None,
         alpha: float = 1.0,
         batch_size: int = 1,
         init: Literal["flat", "dirichlet"] = "flat",
         pseudo_count: float = 1e-6,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
-        owner = "OnlineEM"
-        self.n_topics = check_int("n_topics", n_topics, 1, owner=owner)
-        self.vocab_size = vocab_size
-        self.alpha = check_range("alpha", alpha, 0.5, 1.0, low_inclusive=False, owner=owner)
-        self.batch_size = check_int("batch_size", batch_size, 1, owner=owner)
-        self.init = check_choice("init", init, ("flat", "dirichlet"), owner=owner)
-        self.pseudo_count = check_range(
-            "pseudo_count", pseudo_count, 0.0, low_inclusive=False, owner=owner
-        )
+        self.n_components = n_components
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.init = init
+        self.pseudo_count = pseudo_count
         self.random_state = random_state
-        self._rng = np.random.default_rng(random_state)
+
+    def _check_params(self) -> None:
+        owner = "OnlineEM"
+        check_int("n_components", self.n_components, 1, owner=owner)
+        check_range("alpha", self.alpha, 0.5, 1.0, low_inclusive=False, owner=owner)
+        check_int("batch_size", self.batch_size, 1, owner=owner)
+        check_choice("init", self.init, ("flat", "dirichlet"), owner=owner)
+        check_range("pseudo_count", self.pseudo_count, 0.0, low_inclusive=False, owner=owner)
+
+    def _start(self, X: sp.csr_matrix) -> None:
+        self._check_params()
+        rng = np.random.default_rng(self.random_state)
+        theta = _init_topics(self.n_components, X.shape[1], self.init, rng)
+        weights = np.full(self.n_components, 1.0 / self.n_components)
+        mean_length = float(X.sum() / X.shape[0])
+        self._s_p = weights.copy()
+        self._s_w = (weights * mean_length)[None, :] * theta  # (V, K)
+        self._publish(theta, weights)
         self.n_docs_seen_ = 0
-        self._t = 0
-        self.topic_word_: np.ndarray | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"OnlineEM(n_topics={self.n_topics}, alpha={self.alpha}, "
-            f"batch_size={self.batch_size}, init={self.init!r})"
-        )
-
-    def _start(self, V: int, mean_length: float) -> None:
-        self.vocab_size = V
-        self.topic_word_ = _init_topics(self.n_topics, V, self.init, self._rng)
-        self.weights_ = np.full(self.n_topics, 1.0 / self.n_topics)
-        self._s_p = self.weights_.copy()
-        self._s_w = (self.weights_ * mean_length)[None, :] * self.topic_word_  # (V, K)
+        self.n_steps_ = 0
 
     def partial_fit(self, X: Any, y: None = None) -> OnlineEM:
-        """One stepwise update per ``batch_size`` documents of ``X``."""
-        X = as_count_matrix(X, self.vocab_size).astype(float)
-        if self.topic_word_ is None:
-            self._start(X.shape[1], float(X.sum() / X.shape[0]))
+        """One stepwise update per ``batch_size`` documents of ``X``, in order."""
+        first = not hasattr(self, "n_steps_")
+        X = self._check_counts(X, reset=first)
+        if first:
+            self._start(X)
         for lo in range(0, X.shape[0], self.batch_size):
-            batch = X[lo : lo + self.batch_size]
-            r = _responsibilities(batch, self.topic_word_, self.weights_)
-            eta = (self._t + 2.0) ** (-self.alpha)
-            self._s_p = (1 - eta) * self._s_p + eta * r.mean(axis=0)
-            self._s_w = (1 - eta) * self._s_w + eta * np.asarray(batch.T @ r) / batch.shape[0]
-            self.weights_ = self._s_p / self._s_p.sum()
-            w = self._s_w + self.pseudo_count
-            self.topic_word_ = w / w.sum(axis=0)
-            self._t += 1
-            self.n_docs_seen_ += batch.shape[0]
+            self._step(X[lo : lo + self.batch_size])
         return self
 
-    def _fit_doc(self, idx: np.ndarray, c: np.ndarray) -> None:
-        """One stepwise update on one validated document (``batch_size`` 1 fast path)."""
-        assert self.topic_word_ is not None
-        scores = c @ np.log(self.topic_word_[idx]) + np.log(self.weights_)
-        r = np.exp(scores - scores.max())
-        r /= r.sum()
-        eta = (self._t + 2.0) ** (-self.alpha)
-        self._s_p = (1 - eta) * self._s_p + eta * r
-        self._s_w *= 1 - eta
-        self._s_w[idx] += eta * np.outer(c, r)
-        self.weights_ = self._s_p / self._s_p.sum()
+    def fit(self, X: Any, y: None = None) -> OnlineEM:
+        """Fresh initialisation, then one stepwise pass over ``X``."""
+        X = self._check_counts(X, reset=True)
+        self._start(X)
+        for lo in range(0, X.shape[0], self.batch_size):
+            self._step(X[lo : lo + self.batch_size])
+        return self
+
+    def _step(self, batch: sp.csr_matrix) -> None:
+        r = _responsibilities(batch, self._theta, self.weights_)
+        eta = (self.n_steps_ + 2.0) ** (-self.alpha)
+        self._s_p = (1 - eta) * self._s_p + eta * r.mean(axis=0)
+        self._s_w = (1 - eta) * self._s_w + eta * np.asarray(batch.T @ r) / batch.shape[0]
+        self._m_step(batch.shape[0])
+
+    def _m_step(self, n_docs: int) -> None:
         w = self._s_w + self.pseudo_count
-        self.topic_word_ = w / w.sum(axis=0)
-        self._t += 1
-        self.n_docs_seen_ += 1
+        self._publish(w / w.sum(axis=0), self._s_p / self._s_p.sum())
+        self.n_steps_ += 1
+        self.n_docs_seen_ += n_docs
 
     def _score_doc(self, idx: np.ndarray, c: np.ndarray) -> float:
-        """Log-likelihood of one validated document under the current model."""
-        assert self.topic_word_ is not None
-        scores = c @ np.log(self.topic_word_[idx]) + np.log(self.weights_)
+        """Log-likelihood of one validated document (logs of its words' rows only: the model
+        changes after every document)."""
+        scores = c @ np.log(self._theta[idx]) + np.log(self.weights_)
         top = scores.max()
         return float(top + np.log(np.exp(scores - top).sum()))
 
-    def score_samples(self, X: Any) -> np.ndarray:
-        """Log-likelihood of each document under the current model."""
-        if self.topic_word_ is None:
-            raise RuntimeError("OnlineEM has seen no documents; call partial_fit first")
-        return log_likelihood(as_count_matrix(X, self.vocab_size), self.topic_word_, self.weights_)
-
-    def score(self, X: Any, y: None = None) -> float:
-        """Total log-likelihood of ``X``."""
-        return float(self.score_samples(X).sum())
+    def _fit_doc(self, idx: np.ndarray, c: np.ndarray) -> None:
+        """One stepwise update on one validated document (the ``batch_size=1`` fast path)."""
+        scores = c @ np.log(self._theta[idx]) + np.log(self.weights_)
+        r = np.exp(scores - scores.max())
+        r /= r.sum()
+        eta = (self.n_steps_ + 2.0) ** (-self.alpha)
+        self._s_p = (1 - eta) * self._s_p + eta * r
+        self._s_w *= 1 - eta
+        self._s_w[idx] += eta * np.outer(c, r)
+        self._m_step(1)
 
 
 class BatchEM:

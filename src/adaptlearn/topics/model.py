@@ -135,8 +135,9 @@ def as_count_matrix(docs: object, vocab_size: int | None = None) -> sp.csr_matri
         indptr, indices = [0], []
         for i, doc in enumerate(docs):
             raw = np.asarray(doc).ravel()
-            if raw.size and not (np.issubdtype(raw.dtype, np.integer)
-                                 and not np.issubdtype(raw.dtype, np.bool_)):
+            if raw.size and not (
+                np.issubdtype(raw.dtype, np.integer) and not np.issubdtype(raw.dtype, np.bool_)
+            ):
                 raise ValueError(
                     f"document {i} has non-integer word ids (dtype {raw.dtype}); word ids must "
                     "be integers (they are not rounded)"

@@ -34,6 +34,7 @@ def online_log_likelihoods(
         ``(loglik (n,), seconds spent in partial_fit)``.
     """
     X = as_count_matrix(X)
+    data = X.data.astype(float)
     n = X.shape[0]
     out = np.empty(n)
     fit_s = 0.0
@@ -45,7 +46,7 @@ def online_log_likelihoods(
     for t in range(1, n):
         if fast:  # validated once above; skip per-document conversion
             lo, hi = X.indptr[t], X.indptr[t + 1]
-            idx, c = X.indices[lo:hi], X.data[lo:hi].astype(float)
+            idx, c = X.indices[lo:hi], data[lo:hi]
             out[t] = learner._score_doc(idx, c)  # type: ignore[attr-defined]
             t0 = time.perf_counter()
             learner._fit_doc(idx, c)  # type: ignore[attr-defined]
