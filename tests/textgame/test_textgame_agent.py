@@ -182,3 +182,27 @@ def test_ae_dqn_elimination_stats_count_valid_and_invalid_pairs():
     expected = masks[:, 8:].sum() / masks.sum()
     assert stats["false_elim_visited"] == pytest.approx(expected)
     assert stats["true_elim_visited"] == pytest.approx((~masks[:, 8:]).sum() / (~masks).sum())
+
+
+def test_visited_statistics_count_only_training_observations(monkeypatch):
+    """`train_agent` passes `elimination_stats` the ids met in training only: rows that the
+    evaluation episodes and the gold-path walk add to the table are left out."""
+    from adaptlearn.textgame import agent as agent_module
+
+    seen = []
+    real = agent_module.elimination_stats
+
+    def spy(env, agent, visited=None):
+        seen.append(np.asarray(visited).copy())
+        return real(env, agent, visited)
+
+    monkeypatch.setattr(agent_module, "elimination_stats", spy)
+    env = _env()
+    agent = _agent(env)
+    train_agent(env, agent, total_steps=300, eval_env=_env(), eval_every=150, eval_episodes=2)
+    n = len(agent.replay)
+    trained = set(agent.replay.obs[:n].tolist()) | set(agent.replay.next_obs[:n].tolist())
+    last = set(seen[-1].tolist())
+    assert len(seen) == 2 and len(last - trained) <= 1  # at most the final reset observation
+    assert trained <= last
+    assert len(agent.table) > len(last)  # evaluation / gold-path rows exist and are not counted

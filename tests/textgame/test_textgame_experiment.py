@@ -10,7 +10,6 @@ import pytest
 from adaptlearn.cli import main
 from adaptlearn.core import get_experiment
 from adaptlearn.experiments.ae_dqn import (
-    AUC_MARGIN,
     METHODS,
     SIZES,
     AEDQNConfig,
@@ -20,7 +19,7 @@ from adaptlearn.experiments.ae_dqn import (
     verdict_rows,
 )
 
-NEEDED = samples_needed(0.3, 0.6, 0.1, 31)
+NEEDED = samples_needed(0.2, 0.6, 0.1, 31)
 
 
 def _table_widths(markdown):
@@ -89,46 +88,66 @@ def test_every_size_is_the_same_game(quest, game_seed):
 
 
 def test_samples_needed_follows_the_confidence_width():
-    assert NEEDED == 57  # 31 * (0.3 / 0.16 - 0.05) = 56.6
-    assert samples_needed(0.5, 0.6, 0.1, 31) > NEEDED > samples_needed(0.3, 0.5, 0.1, 31)
-    assert samples_needed(0.3, 0.6, 0.1, 101) > NEEDED
+    assert NEEDED == 38  # 31 * (0.2 / 0.16 - 0.05) = 37.2
+    assert samples_needed(0.3, 0.6, 0.1, 31) == 57  # 31 * (0.3 / 0.16 - 0.05) = 56.6
+    assert samples_needed(0.5, 0.6, 0.1, 31) > NEEDED > samples_needed(0.2, 0.5, 0.1, 31)
+    assert samples_needed(0.2, 0.6, 0.1, 101) > NEEDED
 
 
 class _Result:  # the parts of a TrialResult that verdict_rows reads
-    def __init__(self, method, quest, size, seed, auc, solved, spc, a_share):
+    def __init__(self, method, quest, size, seed, solve_share, spc, a_share):
+        """``solve_share``: steps to solve as a share of the budget (> 1: never solved)."""
         n = 8 + SIZES[size][0] * SIZES[size][1]
+        budget = round(spc * n)
+        solved = solve_share <= 1.0
         self.trial = type("T", (), {"as_dict": lambda _: {
             "method": method, "seed": seed, "quest": quest, "size": size}})()
-        self.final = {"auc_return": auc, "solved": float(solved),
-                      "steps_to_solve": 1000.0 if solved else 7000.0, "final_return": auc,
-                      "final_success": float(solved)}
+        self.final = {"auc_return": 0.0, "solved": float(solved),
+                      "steps_to_solve": round(min(solve_share, 1.0) * budget),
+                      "final_return": 0.0, "final_success": float(solved)}
         ae = method == "ae-dqn"
-        self.extra = {"n_actions": n, "budget": round(spc * n), "samples_needed": NEEDED,
+        self.extra = {"n_actions": n, "budget": budget, "samples_needed": NEEDED,
                       "samples_per_command": 0.7 * spc if ae else 0.8 * spc,
                       "admissible_size": a_share * n if ae else None}
 
 
-def _auc(rng, size):
-    """AUC of one run as a quick run spreads them: at the floor (-0.5) unless it solves at a
-    random evaluation, after which it earns ~0.93 per evaluation."""
-    solved_at = rng.uniform(0.2, 1.6, size)  # share of the run; > 1: never solved
-    return np.where(solved_at < 1, -0.5 + 1.43 * (1 - solved_at), -0.5)
+def _solve_shares(rng, size):
+    """Steps to solve as a share of the budget, as a quick run spreads them: a random
+    evaluation, or never (> 1) in about 40% of the runs."""
+    return rng.uniform(0.2, 1.6, size)
 
 
 def _rows(rng, gains=(0.0, 0.0), n_seeds=3, oracle_solves=True, spc=80.0, a_share=0.45,
           sizes=("compact", "small")):
+    """gain 0: AE-DQN from the same distribution as DQN; otherwise the shape a working
+    elimination gives: DQN solves late or never (share 0.9-1.6) and AE-DQN solves at ``1 -
+    gain`` of the budget, plus noise."""
     results = []
     for size, gain in zip(sizes, gains, strict=True):
-        base = _auc(rng, n_seeds)
-        null = _auc(rng, n_seeds)
+        base = _solve_shares(rng, n_seeds) if gain == 0 else rng.uniform(0.9, 1.6, n_seeds)
+        null = _solve_shares(rng, n_seeds)
         for seed in range(n_seeds):
-            # gain 0: AE-DQN from the same distribution as DQN; otherwise DQN + gain + noise
-            ae = null[seed] if gain == 0 else base[seed] + gain + 0.03 * rng.normal()
+            ae = null[seed] if gain == 0 else 1.0 - gain + 0.03 * rng.normal()
             results += [
-                _Result("dqn", "egg", size, seed, base[seed], False, spc, a_share),
-                _Result("ae-dqn", "egg", size, seed, ae, False, spc, a_share),
-                _Result("masked-dqn", "egg", size, seed, 0.8, oracle_solves, spc, a_share)]
+                _Result("dqn", "egg", size, seed, base[seed], spc, a_share),
+                _Result("ae-dqn", "egg", size, seed, max(ae, 0.01), spc, a_share),
+                _Result("masked-dqn", "egg", size, seed, 0.2 if oracle_solves else 2.0, spc,
+                        a_share)]
     return verdict_rows(results)
+
+
+def test_rows_cap_censored_runs_at_the_budget_and_give_the_share_saved():
+    rows = _rows(np.random.default_rng(9), gains=(0.3, 0.5))
+    trials = [r for r in rows if r["method"] in METHODS]
+    assert all(r["steps_to_solve"] <= r["budget"] for r in trials)
+    assert all(r["steps_to_solve"] == r["budget"] for r in trials if not r["solved"])
+    by = {(r["method"], r["size"], r["seed"]): r for r in trials}
+    for r in rows:
+        if r["method"].startswith("gain_"):
+            size = r["method"].removeprefix("gain_")
+            d, a = by[("dqn", size, r["seed"])], by[("ae-dqn", size, r["seed"])]
+            share = (d["steps_to_solve"] - a["steps_to_solve"]) / d["budget"]
+            assert r["share_saved"] == pytest.approx(share)
 
 
 def test_null_verdict_is_never_supported():
@@ -139,53 +158,58 @@ def test_null_verdict_is_never_supported():
 
 
 def test_planted_growing_advantage_is_supported():
-    """AE-DQN ahead by 0.2 / 0.6 AUC (seed noise 0.03): supported in >= 90% of draws (3 seeds
-    give Student-t intervals with 2 degrees of freedom, so an unlucky draw stays unresolved)."""
+    """AE-DQN solves after 0.7 / 0.3 of the budget, DQN late or never: supported in >= 90% of
+    draws (3 seeds give Student-t intervals with 2 degrees of freedom)."""
     rng = np.random.default_rng(1)
-    verdicts = [verdict(_rows(rng, gains=(0.2, 0.6))) for _ in range(50)]
+    verdicts = [verdict(_rows(rng, gains=(0.3, 0.7))) for _ in range(50)]
     supported = [v for v in verdicts if (v.outcome, v.reason) == ("supported", "holds")]
     assert len(supported) >= 45
     assert {v.outcome for v in verdicts} <= {"supported", "inconclusive"}
     assert len(verdicts[0].comparisons) == 3  # one per cell, and the growth compact -> small
+    # the per-cell margin is a share of that cell's budget, in steps
+    budgets = {c.comparison.where.get("size"): c.comparison.margin
+               for c in verdicts[0].comparisons[:2]}
+    assert budgets == {"compact": pytest.approx(0.1 * 80 * 92),
+                       "small": pytest.approx(0.1 * 80 * 212)}
 
 
 def test_advantage_that_does_not_grow_is_not_supported():
     rng = np.random.default_rng(2)
     for _ in range(20):
-        v = verdict(_rows(rng, gains=(0.3, 0.3)))
+        v = verdict(_rows(rng, gains=(0.4, 0.4)))
         assert v.outcome != "supported"
         assert [c.status for c in v.comparisons[:2]] == ["holds", "holds"]
 
 
-def test_both_at_the_floor_with_powered_bandit_and_solving_oracle_is_not_supported():
+def test_both_never_solving_with_powered_bandit_and_solving_oracle_is_not_supported():
     rows = _rows(np.random.default_rng(3))
     for r in rows:
         if r["method"] in ("dqn", "ae-dqn"):
-            r["auc_return"] = -0.5
+            r["steps_to_solve"], r["solved"] = r["budget"], 0.0
         if r["method"].startswith("gain_"):
-            r["auc_gain"] = 0.0
+            r["share_saved"] = 0.0
     v = verdict(rows)
     assert (v.outcome, v.reason) == ("not supported", "fails")
-    assert all(c.effect == 0.0 and c.effect < AUC_MARGIN for c in v.comparisons)
+    assert all(c.effect == 0.0 for c in v.comparisons)
 
 
-def test_failed_oracle_is_control_failed_even_with_a_planted_effect():
-    v = verdict(_rows(np.random.default_rng(4), gains=(0.15, 0.4), oracle_solves=False))
-    assert (v.outcome, v.reason) == ("inconclusive", "control-failed")
+def test_failed_oracle_is_underpowered_even_with_a_planted_effect():
+    v = verdict(_rows(np.random.default_rng(4), gains=(0.3, 0.7), oracle_solves=False))
+    assert (v.outcome, v.reason) == ("inconclusive", "underpowered")
     assert not any(p.ok for p in v.preconditions if p.name.startswith("true-mask oracle"))
 
 
 def test_bandit_without_the_samples_is_underpowered_even_with_a_planted_effect():
     rng = np.random.default_rng(5)
-    v = verdict(_rows(rng, gains=(0.15, 0.4), spc=NEEDED - 1))  # budget too small
+    v = verdict(_rows(rng, gains=(0.3, 0.7), spc=NEEDED - 1))  # budget too small
     assert (v.outcome, v.reason) == ("inconclusive", "underpowered")
     # the budget was there but the elimination did not act: A' still 85% of the commands
-    v = verdict(_rows(rng, gains=(0.15, 0.4), a_share=0.85))
+    v = verdict(_rows(rng, gains=(0.3, 0.7), a_share=0.85))
     assert (v.outcome, v.reason) == ("inconclusive", "underpowered")
-    assert verdict(_rows(rng, gains=(0.15, 0.4), n_seeds=2)).reason == "underpowered"
-    rows = [r for r in _rows(rng, gains=(0.15, 0.4)) if r["method"] != "masked-dqn"]
-    assert verdict(rows).reason == "control-failed"  # no oracle run: the control is unchecked
-    assert verdict(_rows(rng, gains=(0.15, 0.4)), preset="tiny").reason == "plumbing-only"
+    assert verdict(_rows(rng, gains=(0.3, 0.7), n_seeds=2)).reason == "underpowered"
+    rows = [r for r in _rows(rng, gains=(0.3, 0.7)) if r["method"] != "masked-dqn"]
+    assert verdict(rows).reason == "underpowered"  # no oracle run: the check is unmet
+    assert verdict(_rows(rng, gains=(0.3, 0.7)), preset="tiny").reason == "plumbing-only"
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -193,7 +217,7 @@ def test_bandit_without_the_samples_is_underpowered_even_with_a_planted_effect()
     ({"methods": "dqn,sarsa"}, "methods"), ({"methods": ""}, "methods"),
     ({"n_seeds": 0}, "n_seeds"), ({"eps_decay_frac": 0.0}, "eps_decay_frac"),
     ({"egg_steps_per_command": 0.0}, "egg_steps_per_command"), ({"reg": 0.0}, "reg"),
-    ({"online_bandit": 1}, "online_bandit"),
+    ({"online_bandit": 1}, "online_bandit"), ({"aen_filters": 0}, "aen_filters"),
 ])
 def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):

@@ -29,10 +29,12 @@ Budget: the claim needs a budget at which the learned high level separates from 
 ``tiny`` layout, 2,000 steps show no separation (AUC Ind-hDQN+ACER 0.15/0.08/0.08 vs random
 0.08/0.09/0.06 over 3 seeds) while 5,000 and 6,000 steps do (5 seeds: +0.26 and +0.35 AUC over
 random). The quick preset is therefore ``tiny`` at 5,000 steps, 5 seeds (about 34 CPU-s per seed
-for the five arms). Against the flat methods the per-seed differences have a standard deviation
-of 0.1-0.2 AUC: deciding the 0.05 margin at this budget needs about 10-15 seeds. The
-paper's layouts need far more: ``--full`` (room layout, 200k steps, 5 seeds) is the smallest
-preset that could decide the claim there; its budget is not measured here.
+for the five arms; ``--set masks=off,on`` adds three ``+masks`` arms). The budget search is
+``benchmarks/marl_throughput.py --separation 2000,5000 --preset quick``. Against the flat
+methods the per-seed differences have a standard deviation of 0.1-0.2 AUC: deciding the 0.05
+margin at this budget needs about 10-15 seeds. The paper's layouts need far more: ``--full``
+(room layout, 200k steps, 5 seeds) is the smallest preset that could decide the claim there;
+its budget is not measured here (``--separation 50000,100000 --preset full`` measures it).
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ class HierarchicalMARLConfig:
     """ACER variants of the hierarchical methods: any of off, on."""
     masks: str = "off"
     """Subgoal-availability masks of the hierarchical arms: off (the paper's setting, judged by
-    the paper's verdict), on (hand-coded domain knowledge, arms ``+masks``, judged in our own
-    verdict), or off,on."""
+    the paper's verdict), on (hand-coded domain knowledge, arms ``+masks`` with their own random
+    high level, judged in our own verdict), or off,on (tiny and full run both; quick runs off,
+    ``--set masks=off,on`` adds the masks arms at about 60% more CPU time)."""
     termination: str = "async"
     """Subgoal termination: async, sync_any, sync_all."""
     low_level: str = "learned"
@@ -186,7 +189,7 @@ def train_one(trial: Trial, cfg: HierarchicalMARLConfig, tctx: TrialContext) -> 
     bar = tctx.progress(total=cfg.total_steps)
     try:
         out = train(base_method(trial.method), cfg.train_config(trial.method), trial.seed,
-                    progress=bar.update)
+                    progress=bar.update, device=tctx.device)
     finally:
         bar.close()
     final = dict(out["final"])

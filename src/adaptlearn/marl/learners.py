@@ -66,22 +66,32 @@ class QLearner:
         lr: Adam learning rate.
         target_update_every: updates between hard target copies.
         grad_clip: max global gradient norm (pymarl: 10).
+        device: where to train; ``net`` and ``mixer`` are moved there (default: the device of
+            ``net``'s parameters).
 
     ``update(batch)`` takes tensors ``obs [B, n, D]``, ``action [B, n]`` (int64), ``reward
     [B, n]``, ``tau [B, n]``, ``next_obs [B, n, D]``, ``next_mask [B, n, A]``, ``beta [B, n]``,
     ``done [B, n]``, optionally ``valid [B, n]`` (rows of agents without a transition are
-    ignored), and with a mixer ``state``/``next_state [B, S]``.
+    ignored), and with a mixer ``state``/``next_state [B, S]``; tensors on another device
+    (replay buffers keep CPU tensors) are moved to the learner's device.
     """
 
     def __init__(self, net: nn.Module, *, mixer: QMixer | None = None, gamma: float = 0.95,
                  lr: float = 5e-4, target_update_every: int = 200,
-                 grad_clip: float = 10.0) -> None:
+                 grad_clip: float = 10.0, device: torch.device | str | None = None) -> None:
         self.gamma = check_probability("gamma", gamma, owner="QLearner")
         check_range("lr", lr, 0.0, 1.0, low_inclusive=False, owner="QLearner")
         self.target_update_every = check_int("target_update_every", target_update_every, 1,
                                              owner="QLearner")
         check_range("grad_clip", grad_clip, 0.0, low_inclusive=False, owner="QLearner")
         self.lr, self.grad_clip = lr, grad_clip
+        if device is None:
+            first = next(net.parameters(), None)
+            device = first.device if first is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        net.to(self.device)
+        if mixer is not None:
+            mixer.to(self.device)
         self.net, self.mixer = net, mixer
         self.target_net = copy.deepcopy(net).requires_grad_(False)
         self.target_mixer = copy.deepcopy(mixer).requires_grad_(False) if mixer else None
@@ -99,11 +109,17 @@ class QLearner:
     @torch.no_grad()
     def q_values(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
         """Online values ``[n, A]`` for one time step's inputs ``[n, D]``."""
-        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
-        return self.net(x)[0].numpy()
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        return self.net(x)[0].cpu().numpy()
+
+    def _on_device(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch's tensors on the learner's device (no copy for tensors already there)."""
+        return {k: torch.as_tensor(v).to(self.device, non_blocking=True)
+                for k, v in batch.items()}
 
     def td_targets(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``y [B, n]`` (independent) or ``[B, 1]`` (mixed), without gradient."""
+        batch = self._on_device(batch)
         with torch.no_grad():
             next_online = self.net(batch["next_obs"])
             next_online = next_online.masked_fill(~batch["next_mask"].bool(), -torch.inf)
@@ -121,6 +137,7 @@ class QLearner:
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Mean squared TD error of one batch."""
+        batch = self._on_device(batch)
         q = self.net(batch["obs"]).gather(-1, batch["action"].unsqueeze(-1)).squeeze(-1)
         y = self.td_targets(batch)
         if self.mixer is not None:

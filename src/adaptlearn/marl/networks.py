@@ -39,12 +39,13 @@ class AgentQNetwork(nn.Module):
         n_agents: number of agents.
         hidden: width of the 2 hidden layers.
         shared: share parameters across agents.
+        device: where the parameters live (default: torch's default device).
 
     Shapes: ``forward(x [B, n, in_dim]) -> [B, n, n_out]``.
     """
 
     def __init__(self, in_dim: int, n_out: int, n_agents: int, *, hidden: int = 64,
-                 shared: bool = True) -> None:
+                 shared: bool = True, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.in_dim = check_int("in_dim", in_dim, 1, owner="AgentQNetwork")
         self.n_out = check_int("n_out", n_out, 1, owner="AgentQNetwork")
@@ -56,6 +57,8 @@ class AgentQNetwork(nn.Module):
             self.register_buffer("agent_ids", torch.eye(n_agents), persistent=False)
         else:
             self.nets = nn.ModuleList(mlp(in_dim, hidden, n_out) for _ in range(n_agents))
+        if device is not None:
+            self.to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-agent values ``[B, n, n_out]`` from inputs ``[B, n, in_dim]``."""
@@ -86,6 +89,7 @@ class CommNetQNetwork(nn.Module):
         hidden: width of the communication vectors.
         rounds: communication steps ``K``.
         agent_ids: append a one-hot agent id to each observation.
+        device: where the parameters live (default: torch's default device).
 
     Shapes: ``forward(x [B, n, in_dim]) -> [B, n, n_out]``.
 
@@ -95,7 +99,8 @@ class CommNetQNetwork(nn.Module):
     """
 
     def __init__(self, in_dim: int, n_out: int, n_agents: int, *, hidden: int = 64,
-                 rounds: int = 2, agent_ids: bool = True) -> None:
+                 rounds: int = 2, agent_ids: bool = True,
+                 device: torch.device | str | None = None) -> None:
         super().__init__()
         self.n_agents = check_int("n_agents", n_agents, 1, owner="CommNetQNetwork")
         self.rounds = check_int("rounds", rounds, 0, owner="CommNetQNetwork")
@@ -107,6 +112,8 @@ class CommNetQNetwork(nn.Module):
                                        for _ in range(rounds))
         self.decoder = mlp(hidden, hidden, n_out, layers=1)
         self.register_buffer("ids", torch.eye(n_agents), persistent=False)
+        if device is not None:
+            self.to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-agent values ``[B, n, n_out]``; every output reads every agent's input."""
@@ -134,6 +141,7 @@ class QMixer(nn.Module):
         state_dim: size of the global state ``s``.
         embed_dim: mixing width (pymarl: 32).
         hypernet_embed: hidden width of the 2-layer hypernetworks (pymarl: 64).
+        device: where the parameters live (default: torch's default device).
 
     Shapes: ``forward(q [B, n], s [B, state_dim]) -> [B, 1]``.
 
@@ -143,7 +151,7 @@ class QMixer(nn.Module):
     """
 
     def __init__(self, n_agents: int, state_dim: int, *, embed_dim: int = 32,
-                 hypernet_embed: int = 64) -> None:
+                 hypernet_embed: int = 64, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.n_agents = check_int("n_agents", n_agents, 1, owner="QMixer")
         self.state_dim = check_int("state_dim", state_dim, 1, owner="QMixer")
@@ -156,6 +164,8 @@ class QMixer(nn.Module):
         self.hyper_b1 = nn.Linear(state_dim, embed_dim)
         self.value = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(),
                                    nn.Linear(embed_dim, 1))
+        if device is not None:
+            self.to(device)
 
     def mixing_weights(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Non-negative ``W1 [B, n, embed]`` and ``W2 [B, embed, 1]`` for states ``s``."""

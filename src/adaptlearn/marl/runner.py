@@ -204,7 +204,7 @@ class _Hierarchy:
     """The two-level agents of one run: high-level learner, controller, buffers, episode loop."""
 
     def __init__(self, method: str, cfg: TrainConfig, env: TrashCollectionEnv,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, device: torch.device | str | None = None) -> None:
         self.method, self.cfg, self.env, self.rng = method, cfg, env, rng
         self.sg = SubgoalSpace(env)
         n, d, s, g = env.n_agents, env.obs_dim, env.state_dim, self.sg.n_goals
@@ -216,7 +216,7 @@ class _Hierarchy:
             net = AgentQNetwork(d, g, n, hidden=cfg.hidden, shared=cfg.shared)
         mixer = QMixer(n, s) if method == "hqmix" else None
         self.high = QLearner(net, mixer=mixer, gamma=cfg.gamma_high, lr=cfg.lr,
-                             target_update_every=cfg.target_update_every)
+                             target_update_every=cfg.target_update_every, device=device)
         self.concurrent = self.joint or cfg.acer
         if self.concurrent:
             self.high_buffers = [ReplayBuffer(cfg.buffer_size, _fields(n, d, s, g), _DTYPES)]
@@ -228,7 +228,7 @@ class _Hierarchy:
         if cfg.low_level == "learned":
             self.low = QLearner(AgentQNetwork(self.ctrl_in, N_NAV_ACTIONS, 1, hidden=cfg.hidden),
                                 gamma=cfg.gamma_low, lr=cfg.lr,
-                                target_update_every=cfg.target_update_every)
+                                target_update_every=cfg.target_update_every, device=device)
             self.low_buffer = ReplayBuffer(
                 cfg.buffer_size, _fields(1, self.ctrl_in, 1, N_NAV_ACTIONS), _DTYPES)
         self.nav_mask = np.ones((1, N_NAV_ACTIONS), bool)
@@ -306,7 +306,8 @@ class _Hierarchy:
                         actions[i] = sg.oracle_action(i, cells[i])
                 else:
                     with torch.no_grad():
-                        qn = self.low.net(torch.from_numpy(ctrl_obs).unsqueeze(1))[:, 0].numpy()
+                        x = torch.from_numpy(ctrl_obs).to(self.low.device).unsqueeze(1)
+                        qn = self.low.net(x)[:, 0].cpu().numpy()
                     acts = epsilon_greedy(qn, np.ones_like(qn, bool), eps_low, self.rng)
                     actions[nav] = acts
             obs_d, rew, terms, truncs, _ = env.step(
@@ -368,14 +369,14 @@ class _Flat:
     """Flat IQL / QMIX over primitive actions."""
 
     def __init__(self, method: str, cfg: TrainConfig, env: TrashCollectionEnv,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, device: torch.device | str | None = None) -> None:
         self.cfg, self.env, self.rng = cfg, env, rng
         n, d, s = env.n_agents, env.obs_dim, env.state_dim
         self.n, self.n_actions = n, env.action_space(env.possible_agents[0]).n
         net = AgentQNetwork(d, self.n_actions, n, hidden=cfg.hidden, shared=cfg.shared)
         mixer = QMixer(n, s) if method == "qmix" else None
         self.learner = QLearner(net, mixer=mixer, gamma=cfg.gamma_flat, lr=cfg.lr,
-                                target_update_every=cfg.target_update_every)
+                                target_update_every=cfg.target_update_every, device=device)
         self.buffer = ReplayBuffer(cfg.buffer_size, _fields(n, d, s, self.n_actions), _DTYPES)
         self.all_mask = np.ones((n, self.n_actions), bool)
 
@@ -418,7 +419,8 @@ class _Flat:
 
 
 def train(method: str, cfg: TrainConfig, seed: int, *,
-          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+          progress: Callable[[int], None] | None = None,
+          device: torch.device | str | None = None) -> dict[str, Any]:
     """Train ``method`` on ``cfg.layout`` for ``cfg.total_steps`` env steps with ``seed``.
 
     Args:
@@ -426,6 +428,8 @@ def train(method: str, cfg: TrainConfig, seed: int, *,
         cfg: hyperparameters (``cfg.acer`` is ignored by the flat methods).
         seed: seeds torch, the numpy generator of the learner and the env.
         progress: called with the number of new env steps (e.g. a tqdm ``update``).
+        device: where the networks train (default CPU); the environment and the replay
+            buffers stay on the CPU, minibatches are moved at each update.
 
     Returns:
         ``{"curve": [rows], "final": {team_return, success, episode_length, auc_return},
@@ -444,7 +448,7 @@ def train(method: str, cfg: TrainConfig, seed: int, *,
     step = 0
     t0 = time.perf_counter()
     flat = method in FLAT_METHODS
-    agent: _Flat | _Hierarchy = (_Flat if flat else _Hierarchy)(method, cfg, env, rng)
+    agent: _Flat | _Hierarchy = (_Flat if flat else _Hierarchy)(method, cfg, env, rng, device)
 
     def hook() -> None:
         nonlocal step

@@ -49,6 +49,7 @@ class LinearContextualBandit:
         delta: failure probability of the ``"theory"`` bound.
         noise_scale: sub-Gaussian scale ``R`` of the signal noise (``"theory"``).
         norm_bound: bound ``S`` on ``||theta*_a||`` (``"theory"``).
+        device: where the statistics live (default CPU); inputs are moved there.
 
     Attributes:
         v_inv: ``(n_actions, dim, dim)`` inverse design matrices ``V_a^-1``.
@@ -70,6 +71,7 @@ class LinearContextualBandit:
         delta: float = 0.1,
         noise_scale: float = 0.5,
         norm_bound: float = 1.0,
+        device: torch.device | str | None = None,
     ) -> None:
         owner = "LinearContextualBandit"
         self.n_actions = check_int("n_actions", n_actions, 1, owner=owner)
@@ -83,17 +85,18 @@ class LinearContextualBandit:
             raise ValueError("`delta` of LinearContextualBandit must be a float in (0, 1]; got 0.0")
         self.noise_scale = check_range("noise_scale", noise_scale, 0.0, owner=owner)
         self.norm_bound = check_range("norm_bound", norm_bound, 0.0, owner=owner)
+        self.device = torch.device("cpu" if device is None else device)
         self.reset()
 
     def reset(self) -> None:
         """Forget all samples: ``V_a = lambda I``, ``b_a = 0``."""
-        eye = torch.eye(self.dim, dtype=torch.float64)
+        f64 = {"dtype": torch.float64, "device": self.device}
+        eye = torch.eye(self.dim, **f64)
         self.v_inv = (eye / self.reg).expand(self.n_actions, -1, -1).clone()
-        self.b = torch.zeros(self.n_actions, self.dim, dtype=torch.float64)
+        self.b = torch.zeros(self.n_actions, self.dim, **f64)
         self.theta = torch.zeros_like(self.b)
-        self.logdet = torch.full((self.n_actions,), self.dim * math.log(self.reg),
-                                 dtype=torch.float64)
-        self.counts = torch.zeros(self.n_actions, dtype=torch.float64)
+        self.logdet = torch.full((self.n_actions,), self.dim * math.log(self.reg), **f64)
+        self.counts = torch.zeros(self.n_actions, **f64)
 
     # --- learning ---------------------------------------------------------------------------
     def fit(
@@ -113,21 +116,22 @@ class LinearContextualBandit:
             signals: ``(N,)`` elimination signals ``e_j``.
             weights: optional ``(N,)`` non-negative sample weights ``w_j``.
         """
-        x = features.to(torch.float64)
+        f64 = {"dtype": torch.float64, "device": self.device}
+        x = features.to(**f64)
         n = x.shape[0]
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"features must have shape (N, {self.dim}); got {tuple(x.shape)}")
-        acts = actions.to(torch.long)
-        e = signals.to(torch.float64)
-        w = torch.ones(n, dtype=torch.float64) if weights is None else weights.to(torch.float64)
-        v = torch.eye(self.dim, dtype=torch.float64).mul(self.reg).repeat(self.n_actions, 1, 1)
-        b = torch.zeros(self.n_actions, self.dim, dtype=torch.float64)
+        acts = actions.to(device=self.device, dtype=torch.long)
+        e = signals.to(**f64)
+        w = torch.ones(n, **f64) if weights is None else weights.to(**f64)
+        v = torch.eye(self.dim, **f64).mul(self.reg).repeat(self.n_actions, 1, 1)
+        b = torch.zeros(self.n_actions, self.dim, **f64)
         for lo in range(0, n, chunk):
             xs, ws = x[lo: lo + chunk], w[lo: lo + chunk]
             outer = ws[:, None, None] * xs[:, :, None] * xs[:, None, :]
             v.index_add_(0, acts[lo: lo + chunk], outer)
             b.index_add_(0, acts[lo: lo + chunk], (ws * e[lo: lo + chunk])[:, None] * xs)
-        self.counts = torch.zeros(self.n_actions, dtype=torch.float64).index_add_(0, acts, w)
+        self.counts = torch.zeros(self.n_actions, **f64).index_add_(0, acts, w)
         chol = torch.linalg.cholesky(v)
         self.v_inv = torch.cholesky_inverse(chol)
         self.logdet = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
@@ -144,7 +148,7 @@ class LinearContextualBandit:
             signal: observed elimination signal ``e``.
             weight: sample weight ``w >= 0``.
         """
-        x = x.to(torch.float64).reshape(self.dim)
+        x = x.to(device=self.device, dtype=torch.float64).reshape(self.dim)
         a = int(action)
         vi = self.v_inv[a]
         vx = vi @ x
@@ -159,7 +163,8 @@ class LinearContextualBandit:
     def confidence_beta(self) -> torch.Tensor:
         """``(n_actions,)`` radius ``beta_a`` multiplying ``x^T V_a^-1 x`` under the square root."""
         if self.confidence == "fixed":
-            return torch.full((self.n_actions,), self.beta, dtype=torch.float64)
+            return torch.full((self.n_actions,), self.beta, dtype=torch.float64,
+                              device=self.device)
         log_ratio = 0.5 * (self.logdet - self.dim * math.log(self.reg))
         root = self.noise_scale * torch.sqrt(2.0 * (log_ratio + math.log(1.0 / self.delta)))
         return (root + math.sqrt(self.reg) * self.norm_bound) ** 2
@@ -172,14 +177,15 @@ class LinearContextualBandit:
         Computed as ``(x x^T).flatten() @ V^-1.flatten()``: one matrix product, no ``N*A*d*d``
         temporary.
         """
-        x = features.to(torch.float64).reshape(-1, self.dim)
+        x = features.to(device=self.device, dtype=torch.float64).reshape(-1, self.dim)
         v = self.v_inv if actions is None else self.v_inv[actions]
         outer = (x[:, :, None] * x[:, None, :]).reshape(x.shape[0], -1)
         return (outer @ v.reshape(v.shape[0], -1).T).clamp_min_(0.0)
 
     def mean(self, features: torch.Tensor) -> torch.Tensor:
         """``(N, A)`` ridge predictions ``theta_a^T x``."""
-        return features.to(torch.float64).reshape(-1, self.dim) @ self.theta.T
+        x = features.to(device=self.device, dtype=torch.float64)
+        return x.reshape(-1, self.dim) @ self.theta.T
 
     def lower_bound(self, features: torch.Tensor) -> torch.Tensor:
         """``(N, A)`` lower confidence bounds ``theta_a^T x - sqrt(beta_a x^T V_a^-1 x)``."""
@@ -188,7 +194,7 @@ class LinearContextualBandit:
 
     def lower_bound_column(self, features: torch.Tensor, action: int) -> torch.Tensor:
         """``(N,)`` lower bounds of one action for many contexts (cheap cache refresh)."""
-        x = features.to(torch.float64).reshape(-1, self.dim)
+        x = features.to(device=self.device, dtype=torch.float64).reshape(-1, self.dim)
         quad = ((x @ self.v_inv[action]) * x).sum(-1).clamp_min_(0.0)
         beta = float(self.confidence_beta()[action])
         return x @ self.theta[action] - torch.sqrt(beta * quad)
@@ -212,7 +218,7 @@ class LinearContextualBandit:
         if (state["hparams"]["n_actions"], state["hparams"]["dim"]) != (self.n_actions, self.dim):
             raise ValueError("state_dict was saved for a bandit of another shape")
         for key in ("v_inv", "b", "theta", "logdet", "counts"):
-            setattr(self, key, state[key].clone().to(torch.float64))
+            setattr(self, key, state[key].to(device=self.device, dtype=torch.float64).clone())
 
     def __repr__(self) -> str:
         conf = (f"beta={self.beta}" if self.confidence == "fixed" else

@@ -28,11 +28,12 @@ class TextCNN(nn.Module):
         embed_dim: embedding width (paper: 300, frozen word2vec).
         n_filters: filters per height (paper: 500 for the DQN, 100 for the AEN).
         heights: filter heights in tokens (paper: 1, 2, 3).
+        device: where the parameters live (default: torch's default device).
     """
 
     def __init__(
         self, vocab_size: int, embed_dim: int = 32, n_filters: int = 32,
-        heights: tuple[int, ...] = (1, 2, 3),
+        heights: tuple[int, ...] = (1, 2, 3), device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         if not heights or min(heights) < 1:
@@ -43,6 +44,8 @@ class TextCNN(nn.Module):
         self.n_filters = n_filters
         self.out_dim = n_filters * len(heights)
         self._position_masks: dict[tuple[int, torch.device], torch.Tensor] = {}
+        if device is not None:
+            self.to(device)
 
     def _position_mask(self, length: int, device: torch.device) -> torch.Tensor:
         """``(length, out_dim)``: 1 where a filter of height ``h`` has a full window (i <= L-h)."""
@@ -82,13 +85,18 @@ class TextCNN(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """DQN head on a :class:`TextCNN`: ``(B, L)`` tokens -> ``(B, n_actions)`` Q-values."""
+    """DQN head on a :class:`TextCNN`: ``(B, L)`` tokens -> ``(B, n_actions)`` Q-values.
+
+    ``device``: where the parameters live (default: torch's default device).
+    """
 
     def __init__(self, vocab_size: int, n_actions: int, *, embed_dim: int = 32,
-                 n_filters: int = 32) -> None:
+                 n_filters: int = 32, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.body = TextCNN(vocab_size, embed_dim, n_filters)
         self.head = nn.Linear(self.body.out_dim, n_actions)
+        if device is not None:
+            self.to(device)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, L)`` -> ``(B, n_actions)``."""
@@ -104,14 +112,17 @@ class EliminationNetwork(nn.Module):
     row (weights ``theta_a[:d]``, bias ``theta_a[d]``) and can be copied into the network at each
     refresh, as the reference code does. Normalising fixes the feature scale that ``beta`` is
     tuned against (spec pitfall 8); the reference code uses unnormalised features.
+    ``device``: where the parameters live (default: torch's default device).
     """
 
     def __init__(self, vocab_size: int, n_actions: int, *, embed_dim: int = 32,
-                 n_filters: int = 12) -> None:
+                 n_filters: int = 12, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.body = TextCNN(vocab_size, embed_dim, n_filters)
         self.head = nn.Linear(self.body.out_dim, n_actions)
         self.feature_dim = self.body.out_dim + 1
+        if device is not None:
+            self.to(device)
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Bandit contexts ``x(s) = [phi(s), 1]``: ``(B, L)`` -> ``(B, d + 1)``."""
