@@ -13,6 +13,7 @@ import torch
 
 from adaptlearn.cli import main
 from adaptlearn.experiments.adamod import (
+    PAPER_BETA3_METHOD,
     AdaModConfig,
     chain_entropy,
     chosen_lr,
@@ -21,7 +22,9 @@ from adaptlearn.experiments.adamod import (
     make_optimizer,
     markov_chain,
     markov_sequences,
+    matched_beta3,
     roughness,
+    roughness_at_progress,
     unigram_loss,
     verdict,
 )
@@ -85,12 +88,36 @@ def test_roughness_is_zero_for_monotone_and_positive_for_spikes():
     assert roughness([1.0]) == 0.0
 
 
+def test_roughness_at_progress_compares_curves_over_the_same_stretch_of_progress():
+    assert roughness_at_progress([3.0, 2.0, 1.0, 0.5], 0.5) == 0.0
+    assert roughness_at_progress([1.0, 2.0], 3.0) == 0.0  # starts below the level
+    assert roughness_at_progress([3.0, 2.0, 1.5], 1.0) is None  # never gets there
+    assert roughness_at_progress([3.0, float("nan"), 1.0], 1.0) is None
+    # one rise of log 2 on the way from 4 to 1 (log progress log 4): half the progress undone
+    assert roughness_at_progress([4.0, 1.0, 2.0, 1.0], 1.0) == pytest.approx(0.0)
+    assert roughness_at_progress([4.0, 2.0, 4.0, 1.0], 1.0) == pytest.approx(0.5)
+    # a curve that gets there twice as fast with the same wiggles scores the same: equal progress
+    slow = [4.0, 3.0, 3.3, 2.0, 2.2, 1.0, 1.1, 0.9]
+    fast = [4.0, 3.3, 2.2, 1.0, 0.5, 0.4]
+    assert roughness_at_progress(slow, 1.0) == pytest.approx(
+        roughness_at_progress([4.0, 3.0, 3.3, 2.0, 2.2, 1.0], 1.0))
+    assert roughness_at_progress(fast, 1.0) == 0.0  # ... and the rises after the level don't count
+
+
+def test_matched_beta3_fits_the_memories_into_the_run():
+    assert matched_beta3(1000, 5.0) == pytest.approx(0.995)
+    assert 1 / (1 - matched_beta3(1500, 5.0)) == pytest.approx(300.0)
+
+
 def test_make_optimizer_builds_each_method():
     params = [torch.nn.Parameter(torch.zeros(2))]
     cfg = AdaModConfig()
-    opt, sched = make_optimizer("adamod", params, 3.0, cfg, 100)
+    opt, sched = make_optimizer("adamod", params, 3.0, cfg, 1000)
     assert isinstance(opt, AdaMod) and opt.param_groups[0]["lr"] == pytest.approx(3e-3)
+    assert opt.param_groups[0]["beta3"] == pytest.approx(0.995)  # 5 memories in 1000 steps
     assert sched is None
+    opt, _ = make_optimizer(PAPER_BETA3_METHOD, params, 3.0, cfg, 1000)
+    assert opt.param_groups[0]["beta3"] == 0.999
     opt, sched = make_optimizer("adam_warmup", params, 1.0, cfg, 100)
     assert sched is not None and opt.param_groups[0]["lr"] == pytest.approx(1e-3 / 10)
     opt, _ = make_optimizer("sgd_momentum", params, 1.0, cfg, 100)
@@ -103,7 +130,9 @@ def test_make_optimizer_builds_each_method():
     ("field", "value"),
     [("n_seeds", 0), ("beta3", 1.0), ("lr_multipliers", ()), ("lm_d_model", 30),
      ("lm_n_seeds", 9), ("warmup_fraction", 0.0), ("lm_warmup_lr_mult", 7.0),
-     ("digits_extra_methods", ("adamod",)), ("lm_layers", 0)],
+     ("digits_extra_methods", ("adamod",)), ("digits_extra_methods", (PAPER_BETA3_METHOD,)),
+     ("lm_layers", 0), ("beta3_memories", 0.0), ("beta3_memories", 5000.0),
+     ("lm_progress_fraction", 1.0), ("digits_progress_loss", 0.0)],
 )
 def test_config_validation_names_the_field(field, value):
     cfg = dataclasses.replace(AdaModConfig(), **{field: value})
@@ -134,12 +163,16 @@ ADAM_LM = {3.0: 2.30, 10.0: 2.55}  # Adam without warm-up is hurt at x10 (a 4-la
 WARMUP_LM = 2.30
 
 
+ROUGH = 0.08  # Adam's roughness at equal progress (null: AdaMod's too)
+
+
 def make_rows(rng, *, adamod_acc=adam_acc, adamod_lm=None, warmup_lm=WARMUP_LM,
-              acc_sd=0.004, loss_sd=0.02):
+              acc_sd=0.004, loss_sd=0.02, adamod_rough=ROUGH, rough_sd=0.008, memories=5.0):
     """Trial rows like ``ctx.rows`` of a quick run: a shared run effect plus split noise."""
     adamod_lm = adamod_lm or ADAM_LM
     rows = []
     for method, curve in (("adamod", adamod_acc), ("adam", adam_acc)):
+        rough = adamod_rough if method == "adamod" else ROUGH
         for lr in DIGITS_LRS:
             for seed in DIGITS_SEEDS:
                 run = curve(lr) + rng.normal(0, acc_sd)
@@ -147,22 +180,26 @@ def make_rows(rng, *, adamod_acc=adam_acc, adamod_lm=None, warmup_lm=WARMUP_LM,
                              "val_acc": run + rng.normal(0, acc_sd),
                              "test_acc": run + rng.normal(0, acc_sd),
                              "train_loss": 0.01, "roughness": abs(rng.normal(0.005, 0.002)),
+                             "roughness_eq": abs(rough + rng.normal(0, rough_sd)),
+                             "bound_memories": memories if method == "adamod" else None,
                              "diverged": 0.0, "majority_acc": 0.1058})
     lm_cells = [("adamod", lr, adamod_lm[lr]) for lr in LM_LRS]
     lm_cells += [("adam", lr, ADAM_LM[lr]) for lr in LM_LRS]
     lm_cells += [("adam_warmup", WARM_LR, warmup_lm)]
     for method, lr, loss in lm_cells:
+        rough = adamod_rough if method == "adamod" else ROUGH
         for seed in LM_SEEDS:
             run = loss + rng.normal(0, loss_sd)
             rows.append({"method": method, "seed": seed, "task": "lm", "lr_mult": lr,
                          "val_loss": run + rng.normal(0, loss_sd / 2),
                          "test_loss": run + rng.normal(0, loss_sd / 2),
-                         "roughness": 0.002, "diverged": 0.0, "unigram_loss": 2.70,
-                         "entropy_bound": 1.60})
+                         "roughness": 0.002, "roughness_eq": abs(rough + rng.normal(0, rough_sd)),
+                         "bound_memories": memories if method == "adamod" else None,
+                         "diverged": 0.0, "unigram_loss": 2.70, "entropy_bound": 1.60})
     return rows
 
 
-PLANTED = {"adamod_acc": flat_acc, "adamod_lm": {3.0: 2.25, 10.0: 2.15}}
+PLANTED = {"adamod_acc": flat_acc, "adamod_lm": {3.0: 2.25, 10.0: 2.15}, "adamod_rough": 0.01}
 
 
 def test_lr_is_chosen_on_validation_not_test():
@@ -186,7 +223,12 @@ def test_claim_rows_pair_within_cells():
     assert by_cell == {"digits@val-lr": {"adamod", "adam", "majority"},
                        "digits@lr-grid": {"adamod", "adam"},
                        "lm@val-lr": {"adamod", "adam", "unigram"},
-                       "lm@warmup-lr": {"adamod", "adam", "adam_warmup"}}
+                       "lm@warmup-lr": {"adamod", "adam", "adam_warmup"},
+                       "digits@equal-progress": {"adamod", "adam"},
+                       "lm@equal-progress": {"adamod", "adam"}}
+    smooth = [r for r in cells if r["cell"] == "lm@equal-progress" and r["method"] == "adamod"]
+    assert {r["lr_mult"] for r in smooth} == {chosen_lr(make_rows(np.random.default_rng(1)),
+                                                        "lm", "adamod")}
     grid = [r for r in cells if r["cell"] == "digits@lr-grid"]
     assert len(grid) == 2 * len(DIGITS_SEEDS)
 
@@ -195,8 +237,8 @@ def test_null_rows_are_never_supported():
     for draw in range(200):
         v = verdict(make_rows(np.random.default_rng(draw)))
         assert v.outcome != "supported", v.text
-        # the claimed superiority (less lr-sensitive) never holds without an effect
-        assert v.comparisons[2].status != "holds"
+        # the claimed superiorities (less lr-sensitive, smoother) never hold without an effect
+        assert all(v.comparisons[i].status != "holds" for i in (2, 4, 5))
 
 
 def test_planted_effect_is_supported():
@@ -204,6 +246,24 @@ def test_planted_effect_is_supported():
         v = verdict(make_rows(np.random.default_rng(draw), **PLANTED))
         assert (v.outcome, v.reason) == ("supported", "holds"), v.text
         assert all(p.ok for p in v.preconditions)
+
+
+def test_smoother_curves_is_judged_and_can_fail_alone():
+    rows = make_rows(np.random.default_rng(7), **{**PLANTED, "adamod_rough": ROUGH})
+    v = verdict(rows)
+    assert (v.outcome, v.reason) == ("not supported", "fails"), v.text
+    assert "fails" in [c.status for c in v.comparisons[4:]]
+    assert "holds" not in [c.status for c in v.comparisons[4:]]
+    assert all(c.status == "holds" for c in v.comparisons[:4])
+
+
+def test_runs_that_never_reach_the_progress_level_leave_the_smoothness_cell_underpowered():
+    rows = make_rows(np.random.default_rng(8), **PLANTED)
+    for r in rows:
+        if r["task"] == "lm" and r["method"] == "adamod":
+            r["roughness_eq"] = None
+    v = verdict(rows)
+    assert v.comparisons[5].status == "underpowered" and v.outcome == "inconclusive", v.text
 
 
 def test_adamod_worse_everywhere_is_not_supported():
@@ -221,12 +281,13 @@ def test_warmup_that_does_not_help_adam_is_a_failed_control():
     assert len(failed) == 1 and "warm-up" in failed[0]
 
 
-def test_runs_shorter_than_the_bound_memory_are_underpowered():
-    rows = make_rows(np.random.default_rng(5), **PLANTED)
-    v = verdict(rows, lm_steps=300)
-    assert (v.outcome, v.reason) == ("inconclusive", "underpowered"), v.text
-    assert verdict(rows, digits_steps=999, beta3=0.999).reason == "underpowered"
-    assert verdict(rows, digits_steps=999, lm_steps=999, beta3=0.99).outcome == "supported"
+def test_runs_shorter_than_a_few_bound_memories_are_underpowered():
+    for memories, outcome in ((0.5, "inconclusive"), (2.9, "inconclusive"), (3.0, "supported")):
+        v = verdict(make_rows(np.random.default_rng(5), **PLANTED, memories=memories))
+        assert v.outcome == outcome, v.text
+        if outcome == "inconclusive":
+            assert v.reason == "underpowered"
+            assert [p.ok for p in v.preconditions[:2]] == [False, False]
 
 
 def test_tiny_preset_gives_plumbing_only():
@@ -242,7 +303,7 @@ def test_tiny_preset_through_the_cli(tmp_path):
     verdict_ = results["verdict"]
     assert (verdict_["outcome"], verdict_["reason"]) == ("inconclusive", "plumbing-only")
     assert results["supported"] is None
-    assert len(verdict_["comparisons"]) == 4 and len(verdict_["preconditions"]) == 5
+    assert len(verdict_["comparisons"]) == 6 and len(verdict_["preconditions"]) == 5
     assert {"adamod@digits@val-lr", "adam@lm@val-lr", "adam_warmup@lm@warmup-lr"} <= set(
         results["methods"])
     assert results["methods"]["adamod@digits@val-lr"]["test_acc"]["n"] == 1

@@ -64,6 +64,8 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
         ({"foreach": "yes"}, r"`foreach` of AdaMod must be a bool or None"),
         ({"maximize": None}, r"`maximize` of AdaMod must be a bool"),
         ({"foreach": True, "fused": True}, r"`foreach` and `fused` of AdaMod cannot both"),
+        ({"bias_correction": "adam"},
+         r"`bias_correction` of AdaMod must be one of \('reference', 'paper'\); got 'adam'"),
     ],
 )
 def test_invalid_hyperparameters_name_the_argument(kwargs, pattern):
@@ -100,8 +102,11 @@ def test_sparse_gradients_are_rejected():
 
 # --- the paper's update, independently -------------------------------------------------------
 
-def _paper_adamod(thetas, grad_fn, steps, lr, b1, b2, b3, eps, wd, decoupled=True):
-    """Algorithm 1 of Ding et al. (2019) written from the equations, in float64.
+def _paper_adamod(thetas, grad_fn, steps, lr, b1, b2, b3, eps, wd, decoupled=True,
+                  form="reference"):
+    """AdaMod written from the equations, in float64: the reference code's form (beta1 bias
+    correction inside eta) or Algorithm 1 of Ding et al. (2019) (``form="paper"``: bias-corrected
+    m_hat and v_hat).
 
     Returns the final parameters and how often each branch of min(eta, s) was taken.
     """
@@ -119,11 +124,16 @@ def _paper_adamod(thetas, grad_fn, steps, lr, b1, b2, b3, eps, wd, decoupled=Tru
                 g = g + wd * theta
             m[i] = b1 * m[i] + (1 - b1) * g
             v[i] = b2 * v[i] + (1 - b2) * g * g
-            eta = lr * math.sqrt(1 - b2**t) / (1 - b1**t) / (torch.sqrt(v[i]) + eps)
+            if form == "paper":
+                m_hat, v_hat = m[i] / (1 - b1**t), v[i] / (1 - b2**t)
+                eta = lr / (torch.sqrt(v_hat) + eps)
+            else:
+                m_hat = m[i]
+                eta = lr * math.sqrt(1 - b2**t) / (1 - b1**t) / (torch.sqrt(v[i]) + eps)
             s[i] = b3 * s[i] + (1 - b3) * eta
             bound_binds += int((s[i] < eta).sum())
             eta_binds += int((eta < s[i]).sum())
-            thetas[i] = theta - torch.minimum(eta, s[i]) * m[i]
+            thetas[i] = theta - torch.minimum(eta, s[i]) * m_hat
     return thetas, bound_binds, eta_binds
 
 
@@ -147,21 +157,22 @@ def _mlp_problem(seed: int = 0):
 
 
 @pytest.mark.parametrize(
-    ("lr", "beta3", "wd", "decoupled", "foreach"),
-    [(1e-2, 0.999, 0.0, True, False), (3e-2, 0.9, 0.1, True, True),
-     (1e-2, 0.99, 0.05, False, False)],
+    ("lr", "beta3", "wd", "decoupled", "foreach", "form"),
+    [(1e-2, 0.999, 0.0, True, False, "reference"), (3e-2, 0.9, 0.1, True, True, "reference"),
+     (1e-2, 0.99, 0.05, False, False, "reference"), (3e-2, 0.9, 0.1, True, True, "paper"),
+     (1e-2, 0.99, 0.05, False, False, "paper")],
 )
-def test_matches_independent_paper_implementation(lr, beta3, wd, decoupled, foreach):
+def test_matches_independent_paper_implementation(lr, beta3, wd, decoupled, foreach, form):
     steps = 250
     theta0, loss_fn, grad_fn = _mlp_problem()
     expected, bound_binds, eta_binds = _paper_adamod(
-        theta0, grad_fn, steps, lr, 0.9, 0.999, beta3, 1e-8, wd, decoupled)
+        theta0, grad_fn, steps, lr, 0.9, 0.999, beta3, 1e-8, wd, decoupled, form)
     # The bound must bind (and, with a short memory, also release), else a wrong min would pass.
     assert bound_binds > 0
     assert eta_binds > 0 or beta3 > 0.99
     params = [nn.Parameter(t.clone()) for t in theta0]
     opt = AdaMod(params, lr=lr, beta3=beta3, weight_decay=wd, decoupled_weight_decay=decoupled,
-                 foreach=foreach)
+                 foreach=foreach, bias_correction=form)
     for t in range(1, steps + 1):
         opt.zero_grad()
         loss_fn(params, t).backward()
@@ -234,7 +245,8 @@ def test_positive_beta3_differs_from_adam_and_bounds_the_step():
     "kwargs",
     [{}, {"weight_decay": 0.1}, {"weight_decay": 0.1, "decoupled_weight_decay": False},
      {"maximize": True}, {"maximize": True, "weight_decay": 0.1, "decoupled_weight_decay": False},
-     {"beta3": 0.0}, {"betas": (0.8, 0.99), "weight_decay": 3.0}],
+     {"beta3": 0.0}, {"betas": (0.8, 0.99), "weight_decay": 3.0},
+     {"bias_correction": "paper", "weight_decay": 0.1}],
 )
 def test_foreach_equals_single_tensor_bitwise(dtype, kwargs):
     models = [_model(0, dtype), _model(0, dtype)]
@@ -566,27 +578,131 @@ def test_works_inside_a_torch_compiled_training_step():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_default_path_compiles_only_for_large_models(monkeypatch):
-    import sys
+def test_default_path_never_compiles_and_takes_the_foreach_path(monkeypatch):
+    """Compilation is opt-in: the default first step of a 2**20-parameter model is quick."""
+    import time
 
-    adamod_mod = sys.modules["adaptlearn.optim.adamod"]  # the package re-exports the function
+    def no_compile():
+        raise AssertionError("the default path must not compile")
 
-    calls = []
-
-    def spy(*args, **kwargs):
-        calls.append(sum(p.numel() for p in args[0]))
-        adamod_mod._multi_tensor_adamod(*args, **kwargs)  # stand-in: no compile in the fast suite
-
-    monkeypatch.setattr(adamod_mod, "_fused_adamod", spy)
-    small = torch.nn.Linear(32, 32)
+    monkeypatch.setattr(adamod_mod, "_get_compiled_kernel", no_compile)
     big = torch.nn.Linear(1024, 1024)  # 1,049,600 elements >= 2**20
-    for model, expected in ((small, []), (big, [1024 * 1024 + 1024])):
-        opt = AdaMod(model.parameters())
-        model(torch.randn(2, model.in_features)).sum().backward()
-        opt.step()
-        assert calls == expected
-    # an explicit flag always wins
-    opt = AdaMod(big.parameters(), foreach=False)
+    opt = AdaMod(big.parameters())
     big(torch.randn(2, 1024)).sum().backward()
+    start = time.perf_counter()
     opt.step()
-    assert len(calls) == 1
+    assert time.perf_counter() - start < 1.0
+    params = list(big.parameters())
+    assert adamod_mod._select_impl(params, foreach=None, fused=None) is (
+        adamod_mod._multi_tensor_adamod)
+    assert adamod_mod._select_impl(params, foreach=False, fused=None) is (
+        adamod_mod._single_tensor_adamod)
+    assert adamod_mod._select_impl(params, foreach=None, fused=True) is adamod_mod._fused_adamod
+    with pytest.raises(ValueError, match="cannot both be True"):
+        adamod_mod._select_impl(params, foreach=True, fused=True)
+
+
+# --- bias correction: reference code vs Algorithm 1, against closed forms ---------------------
+
+_G = torch.tensor([0.5, -2.0, 3e-3, 40.0], dtype=torch.float64)
+
+
+def _constant_gradient_run(steps, foreach, **kwargs):
+    """Parameters after each of ``steps`` steps under the constant gradient ``_G`` (float64)."""
+    p = nn.Parameter(torch.zeros_like(_G))
+    opt = AdaMod([p], foreach=foreach, **kwargs)
+    path = []
+    for _ in range(steps):
+        p.grad = _G.clone()
+        opt.step()
+        path.append(p.detach().clone())
+    return path, opt
+
+
+def _reference_closed_form(t_max, lr, b1, b2, b3, eps):
+    """theta_T of the reference form under a constant gradient, from its equations.
+
+    m_t = g (1 - b1^t), v_t = g^2 (1 - b2^t) exactly, so
+    eta_t = lr sqrt(1 - b2^t) / (1 - b1^t) / (|g| sqrt(1 - b2^t) + eps) and
+    s_t = (1 - b3) sum_k b3^(t-k) eta_k.
+    """
+    g = _G.abs()
+    thetas, theta = [], torch.zeros_like(_G)
+    etas = []
+    for t in range(1, t_max + 1):
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        etas.append(lr * math.sqrt(bc2) / bc1 / (g * math.sqrt(bc2) + eps))
+        s = (1 - b3) * sum(b3 ** (t - k) * etas[k - 1] for k in range(1, t + 1))
+        theta = theta - torch.minimum(etas[-1], s) * _G * bc1
+        thetas.append(theta)
+    return thetas
+
+
+def _paper_closed_form(t, lr, b3, eps):
+    """theta_t of Algorithm 1 under a constant gradient: v_hat = g^2 and m_hat = g, so
+    eta = lr / (|g| + eps) is constant, s_t = (1 - b3^t) eta < eta, and
+    theta_t = -eta g sum_k (1 - b3^k) = -eta g (t - b3 (1 - b3^t) / (1 - b3))."""
+    eta = lr / (_G.abs() + eps)
+    return -eta * _G * (t - b3 * (1 - b3**t) / (1 - b3))
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("beta3", [0.9, 0.999])
+def test_reference_form_matches_its_closed_form_under_constant_gradient(foreach, beta3):
+    lr, eps, steps = 1e-2, 1e-8, 120
+    path, _ = _constant_gradient_run(steps, foreach, lr=lr, beta3=beta3, eps=eps)
+    want = _reference_closed_form(steps, lr, 0.9, 0.999, beta3, eps)
+    for t in (1, 5, 30, steps):
+        torch.testing.assert_close(path[t - 1], want[t - 1], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("beta3", [0.9, 0.999])
+def test_paper_form_matches_algorithm_1_closed_form(foreach, beta3):
+    lr, eps, steps = 1e-2, 1e-8, 120
+    path, opt = _constant_gradient_run(steps, foreach, lr=lr, beta3=beta3, eps=eps,
+                                       bias_correction="paper")
+    for t in (1, 5, 30, steps):
+        torch.testing.assert_close(path[t - 1], _paper_closed_form(t, lr, beta3, eps),
+                                   rtol=1e-10, atol=1e-14)
+    assert opt.param_groups[0]["bias_correction"] == "paper"
+
+
+def test_reference_step_is_larger_than_algorithm_1_early_as_measured_in_the_issue():
+    """Constant gradient, default betas and beta3: reference/paper step ratio 1.99 at t=5, 2.16 at
+    t=10, 1.26 at t=100 (issue 20)."""
+    ref, _ = _constant_gradient_run(100, True)
+    paper, _ = _constant_gradient_run(100, True, bias_correction="paper")
+    for t, ratio in ((5, 1.99), (10, 2.16), (100, 1.26)):
+        step_ref = ref[t - 1] - ref[t - 2]
+        step_paper = paper[t - 1] - paper[t - 2]
+        assert torch.allclose(step_ref / step_paper, torch.full_like(_G, ratio), atol=0.006)
+
+
+def test_paper_form_with_beta3_zero_is_torch_adam():
+    models = [_model(0, torch.float64), _model(0, torch.float64)]
+    opt_a = AdaMod(models[0].parameters(), lr=1e-2, beta3=0.0, bias_correction="paper")
+    opt_b = torch.optim.Adam(models[1].parameters(), lr=1e-2)
+    _train(models[0], opt_a, 40, dtype=torch.float64)
+    _train(models[1], opt_b, 40, dtype=torch.float64)
+    for a, b in zip(_params(models[0]), _params(models[1]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_state_dict_round_trip_keeps_the_bias_correction():
+    model = _model(0, torch.float64)
+    opt = AdaMod(model.parameters(), lr=1e-2, bias_correction="paper")
+    _train(model, opt, 5, dtype=torch.float64)
+    sd = copy.deepcopy(opt.state_dict())
+    twin = copy.deepcopy(model)
+    restored = AdaMod(twin.parameters())  # default "reference", overwritten by the state dict
+    restored.load_state_dict(sd)
+    assert restored.param_groups[0]["bias_correction"] == "paper"
+    _train(model, opt, 5, seed=3, dtype=torch.float64)
+    _train(twin, restored, 5, seed=3, dtype=torch.float64)
+    for a, b in zip(_params(model), _params(twin), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    legacy = copy.deepcopy(sd)
+    del legacy["param_groups"][0]["bias_correction"]  # a state dict saved before the option
+    restored.load_state_dict(legacy)
+    assert restored.param_groups[0]["bias_correction"] == "reference"

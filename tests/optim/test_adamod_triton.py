@@ -101,3 +101,32 @@ def test_unknown_bias_correction_is_refused():
         adamod_triton_update(t, t, t, t, t, step=1, lr=1e-3, beta1=0.9, beta2=0.999, beta3=0.999,
                              eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
                              maximize=False, bias_correction="both")  # fmt: skip
+
+
+def test_the_default_cuda_step_is_the_triton_kernel_and_matches_the_single_tensor_path():
+    import sys
+
+    from adaptlearn.optim import AdaMod
+
+    adamod_module = sys.modules["adaptlearn.optim.adamod"]
+    assert (
+        adamod_module._select_impl([torch.zeros(1, device="cuda")], foreach=None, fused=None)
+        is adamod_module._triton_adamod
+    )
+    torch.manual_seed(0)
+    models = [torch.nn.Sequential(torch.nn.Linear(9, 33), torch.nn.Tanh(), torch.nn.Linear(33, 2))]
+    models.append(__import__("copy").deepcopy(models[0]))
+    models = [m.cuda() for m in models]
+    opts = [AdaMod(models[0].parameters(), lr=1e-2), AdaMod(models[1].parameters(), lr=1e-2,
+                                                            foreach=False)]  # fmt: skip
+    x, y = torch.randn(64, 9, device="cuda"), torch.randn(64, 2, device="cuda")
+    for _ in range(5):
+        for model, opt in zip(models, opts, strict=True):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+    assert not adamod_module._triton_status["broken"]
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for state in opts[0].state.values():
+        assert float(state["step"]) == 5
