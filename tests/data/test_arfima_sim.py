@@ -94,3 +94,28 @@ def test_real_series_load_offline_and_nile_has_long_memory(monkeypatch):
     assert 0.2 < local_whittle_estimate(nile) < 0.5  # Hurst's classic: H ~ 0.9, d ~ 0.4
     with pytest.raises(ValueError, match="`name` of load_real_series"):
         load_real_series("dow")
+
+
+def test_arfima_forecast_is_the_recursive_forecast_and_reaches_the_theoretical_error():
+    from adaptlearn.data.arfima import arfima_forecast, arfima_psi
+
+    x = simulate_arfima(3000, 0.4, ar=(0.5,), rng=1)
+    preds = arfima_forecast(x[:200], (1, 3), d=0.4, ar=(0.5,))
+    # one-step: the FI(d) forecast of the AR-filtered series, as fi_one_step_forecast gives it
+    u = signal.lfilter([1.0, -0.5], [1.0], x[:200])
+    expect = fi_one_step_forecast(u, 0.4) + 0.5 * x[:200]
+    assert preds[1] == pytest.approx(expect, abs=1e-9)
+    # the h-step forecast is the one-step forecast iterated on its own predictions
+    t = 150
+    path = list(x[: t + 1])
+    for _ in range(3):
+        path.append(arfima_forecast(np.asarray(path), (1,), d=0.4, ar=(0.5,))[1][-1])
+    assert preds[3][t] == pytest.approx(path[-1], rel=1e-9, abs=1e-9)
+    # with the true model the h-step error variance is sum_{j<h} psi_j^2 (sigma = 1)
+    full = arfima_forecast(x, (1, 10), d=0.4, ar=(0.5,))
+    psi = arfima_psi(10, 0.4, (0.5,))
+    for h in (1, 10):
+        err = x[1000 + h :] - full[h][1000:-h]
+        assert np.sqrt(np.mean(err**2)) == pytest.approx(np.sqrt(np.sum(psi[:h] ** 2)), rel=0.1)
+    with pytest.raises(ValueError, match="`horizons` of arfima_forecast"):
+        arfima_forecast(x, (0,))

@@ -21,6 +21,8 @@ from scipy import optimize, signal
 
 __all__ = [
     "REAL_SERIES",
+    "arfima_forecast",
+    "arfima_psi",
     "fi_autocovariance",
     "fi_one_step_forecast",
     "frac_diff",
@@ -183,6 +185,57 @@ def fi_one_step_forecast(x: np.ndarray, d: float, length: int | None = None) -> 
     k = len(x) if length is None else int(length)
     a = -frac_weights_np(d, k)[1:]  # a_j = |w_j|, j = 1..K
     return signal.fftconvolve(x, a)[: len(x)]
+
+
+def arfima_psi(
+    length: int, d: float = 0.0, ar: Sequence[float] = (), ma: Sequence[float] = ()
+) -> np.ndarray:
+    """MA(inf) weights ``psi_0..psi_{length-1}`` of ARFIMA(p, d, q):
+    ``x_t = sum_j psi_j eps_{t-j}``, ``psi(B) = theta(B) / (phi(B) (1 - B)^d)``."""
+    impulse = np.zeros(int(length))
+    impulse[0] = 1.0
+    ar_poly = np.r_[1.0, -np.asarray(ar, dtype=np.float64)]
+    ma_poly = np.r_[1.0, np.asarray(ma, dtype=np.float64)]
+    return signal.lfilter(ma_poly, ar_poly, frac_diff(impulse, -d))
+
+
+def arfima_forecast(
+    x: np.ndarray,
+    horizons: Sequence[int],
+    *,
+    d: float = 0.0,
+    ar: Sequence[float] = (),
+    ma: Sequence[float] = (),
+    mean: float = 0.0,
+) -> dict[int, np.ndarray]:
+    """Multi-step forecasts of an ARFIMA(p, d, q) model from every origin (all of the past).
+
+    The innovations are recovered as ``eps = theta(B)^-1 phi(B) (1 - B)^d (x - mean)`` (values
+    before ``t = 0`` taken as the mean, so the recursion is exact on the observed stretch), and
+    ``xhat_{t+h|t} = mean + sum_{j>=h} psi_j eps_{t+h-j}`` drops the innovations after ``t``:
+    the model's best linear forecast given ``x_0..x_t``. With the true parameters this is the
+    true-model (oracle) predictor; with ``d = 0`` and fitted ARMA parameters, ARIMA's.
+
+    Args:
+        x: the series ``(n,)``.
+        horizons: steps ahead ``h >= 1``.
+        d, ar, ma: the model (``phi(B) (1 - B)^d (x - mean) = theta(B) eps``; ``theta`` must be
+            invertible).
+        mean: the process mean.
+
+    Returns:
+        ``{h: p}`` with ``p[t]`` the forecast of ``x[t + h]`` made at ``t`` (length n; entries
+        with ``t + h >= n`` forecast beyond the data).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if any(int(h) < 1 for h in horizons):
+        raise ValueError(f"`horizons` of arfima_forecast must be ints >= 1; got {horizons!r}")
+    ar_poly = np.r_[1.0, -np.asarray(ar, dtype=np.float64)]
+    ma_poly = np.r_[1.0, np.asarray(ma, dtype=np.float64)]
+    eps = signal.lfilter(ar_poly, ma_poly, frac_diff(x - mean, d))
+    psi = arfima_psi(n + max(horizons), d, ar, ma)
+    return {int(h): mean + signal.fftconvolve(eps, psi[h : h + n])[:n] for h in horizons}
 
 
 def load_real_series(name: str) -> np.ndarray:

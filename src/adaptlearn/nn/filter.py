@@ -22,7 +22,9 @@ __all__ = [
 ]
 
 
-def fractional_weights(d: Tensor | float, length: int) -> Tensor:
+def fractional_weights(
+    d: Tensor | float, length: int, *, device: torch.device | str | None = None
+) -> Tensor:
     """Weights ``w_1..w_K`` of the fractional differencing filter ``(1 - B)^d``, truncated at K.
 
     ``(1 - B)^d = sum_{j>=0} w_j B^j`` with ``w_0 = 1`` and ``w_j = w_{j-1} (j - 1 - d) / j``,
@@ -34,6 +36,7 @@ def fractional_weights(d: Tensor | float, length: int) -> Tensor:
     Args:
         d: memory parameter, a float or a tensor of any shape ``S`` (typically in (0, 0.5)).
         length: truncation lag ``K >= 1``.
+        device: where to put the result (default: ``d``'s device, the CPU for a float).
 
     Returns:
         Tensor of shape ``S + (K,)``; entry ``[..., j-1]`` is ``w_j(d)``.
@@ -43,7 +46,7 @@ def fractional_weights(d: Tensor | float, length: int) -> Tensor:
     """
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"`length` of fractional_weights must be an int >= 1; got {length!r}")
-    d = torch.as_tensor(d)
+    d = torch.as_tensor(d, device=device)
     if not d.is_floating_point():
         d = d.to(torch.get_default_dtype())
     j = torch.arange(1, length + 1, dtype=d.dtype, device=d.device)
@@ -251,15 +254,23 @@ def inject_history(history: Tensor, store: CellStore) -> Tensor:
     return _InjectHistory.apply(history, store)
 
 
-def poly_weight_table(length: int, degree: int | None = 9, *, tol: float = 1e-12) -> Tensor:
+def poly_weight_table(
+    length: int,
+    degree: int | None = 9,
+    *,
+    tol: float = 1e-12,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Coefficients ``M`` ``(degree+1, K)`` with ``w_j(d) ~= sum_r M[r, j-1] u^r``, ``u = 4d - 1``.
 
     Interpolation at ``degree + 1`` Chebyshev nodes of ``d`` in ``[0, 0.5]`` (float64). Degree 9
     reproduces every weight to ~1e-11 for K <= 100 (degree 7: ~3e-9). ``degree=None`` picks the
     smallest degree (4..20) whose filter error ``max_d sum_j |w_j(d) - poly_j(d)|`` (checked on
     a grid of 1001 values of d) is at most ``tol``; that sum bounds the error of the memory term
-    per unit of cell magnitude.
+    per unit of cell magnitude. Computed in float64 on the CPU, returned on ``device``.
     """
+    if device is not None:
+        return poly_weight_table(length, degree, tol=tol).to(device)
     if degree is None:
         grid = torch.linspace(0.0, 0.5, 1001, dtype=torch.float64)
         exact = fractional_weights(grid, length)

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from adaptlearn.core import check_choice, check_int, check_range
 from adaptlearn.nn.filter import (
@@ -65,18 +66,33 @@ class MLSTMState(NamedTuple):
     """State of :class:`MLSTM`: ``h`` and ``d`` ``(L, B, H)``, ``cells`` ``(L, B, K, H)``.
 
     ``cells[:, :, -1]`` is the newest cell state ``c_t``; ``cells[:, :, 0]`` is ``c_{t-K+1}``.
+    ``state.h`` and ``state.c`` are ``nn.LSTM``'s ``h_n`` and ``c_n``.
     """
 
     h: Tensor
     d: Tensor
     cells: Tensor
 
+    @property
+    def c(self) -> Tensor:
+        """The newest cell state ``(L, B, H)``, ``nn.LSTM``'s ``c_n``."""
+        return self.cells[..., -1, :]
+
 
 class MLSTMFState(NamedTuple):
-    """State of :class:`MLSTMF`: ``h`` ``(L, B, H)``, ``cells`` ``(L, B, K, H)`` (oldest first)."""
+    """State of :class:`MLSTMF`: ``h`` ``(L, B, H)``, ``cells`` ``(L, B, K, H)`` (oldest first).
+
+    Unpacks like ``nn.LSTM``'s ``(h_n, c_n)`` (``out, (h, cells) = layer(x)``), with the whole
+    K-cell history in place of ``c_n``; ``state.c`` is ``c_n`` itself ``(L, B, H)``.
+    """
 
     h: Tensor
     cells: Tensor
+
+    @property
+    def c(self) -> Tensor:
+        """The newest cell state ``(L, B, H)``, ``nn.LSTM``'s ``c_n``."""
+        return self.cells[..., -1, :]
 
 
 class MRNNState(NamedTuple):
@@ -104,6 +120,7 @@ class _LongMemoryBase(nn.Module):
     """Shared ``nn.LSTM``-style plumbing: layouts, unbatched input, stacked layers, state checks."""
 
     state_type: Any = None
+    _state_hint = ""
     _max_layers: int | None = None
     _impls: tuple[str, ...] = MEMORY_IMPLS
 
@@ -187,7 +204,9 @@ class _LongMemoryBase(nn.Module):
                 ``(T, F)``.
             state: optional initial state (a ``*State`` NamedTuple or a plain tuple in its field
                 order; leading layer dimension, no batch dimension for unbatched input).
-                ``None`` means zeros.
+                ``None`` means zeros. MLSTM/MLSTM-F also take ``nn.LSTM``'s ``(h_0, c_0)``, both
+                ``(L, B, H)``: ``c_0`` becomes the newest cell, older cells (and MLSTM's ``d``)
+                are zero. Anything else raises a TypeError that names the state type.
 
         Returns:
             ``(output, state)``: output ``(T, B, H_out)`` / ``(B, T, H_out)`` / ``(T, H_out)``
@@ -195,6 +214,14 @@ class _LongMemoryBase(nn.Module):
             which carries the history window so that chunked calls equal one long call.
         """
         owner = type(self).__name__
+        if isinstance(input, PackedSequence):
+            raise TypeError(
+                f"{owner} does not accept a PackedSequence: pass the padded tensor "
+                "(nn.utils.rnn.pad_packed_sequence) and read each sequence's output at its own "
+                "last step; the returned state then belongs to the padded end of every sequence"
+            )
+        if not isinstance(input, Tensor):
+            raise TypeError(f"input of {owner} must be a Tensor; got {type(input).__name__}")
         if input.dim() not in (2, 3):
             raise ValueError(
                 f"{owner} expects a 2-D (unbatched) or 3-D input; got {tuple(input.shape)}"
@@ -232,11 +259,34 @@ class _LongMemoryBase(nn.Module):
             out_state = self.state_type(*(f.squeeze(1) for f in out_state))
         return x, out_state
 
+    def _state_help(self) -> str:
+        name = self.state_type.__name__
+        return (
+            f"{name}({', '.join(self.state_type._fields)}) as returned by a previous call or by "
+            "`initial_state(batch_size)`"
+        )
+
+    def _from_lstm_state(self, state: Any, batch: int, batched: bool) -> Any:
+        """``nn.LSTM``'s ``(h_0, c_0)`` -> this layer's state, or ``None`` if it is not one."""
+        return None
+
     def _check_state(self, state: Any, batch: int, batched: bool) -> Any:
         owner = type(self).__name__
         fields = self.state_type._fields
-        if not isinstance(state, (tuple, list)) or len(state) != len(fields):
-            raise ValueError(f"state of {owner} must be a {self.state_type.__name__}{fields}")
+        if isinstance(state, Tensor) or not isinstance(state, (tuple, list)):
+            raise TypeError(
+                f"state of {owner} must be a {self._state_help()}; got {type(state).__name__}"
+            )
+        if not all(isinstance(v, Tensor) for v in state):
+            raise TypeError(f"state of {owner} must be a tuple of Tensors: a {self._state_help()}")
+        converted = self._from_lstm_state(state, batch, batched)
+        if converted is not None:
+            state = converted
+        if len(state) != len(fields):
+            raise TypeError(
+                f"state of {owner} must be a {self._state_help()}; got a tuple of {len(state)}"
+                + self._state_hint
+            )
         out = []
         for name, value, shape in zip(fields, state, self._state_shapes(batch), strict=True):
             v = value if batched else value.unsqueeze(1)
@@ -309,6 +359,18 @@ class _MLSTMBase(_LongMemoryBase):
             return (L, batch, H), (L, batch, H), (L, batch, K, H)
         return (L, batch, H), (L, batch, K, H)
 
+    def _from_lstm_state(self, state: Any, batch: int, batched: bool) -> Any:
+        """``nn.LSTM``'s ``(h_0, c_0)`` (``c_0`` without the lag axis): ``c_0`` is the newest
+        cell, the older ``K - 1`` cells and MLSTM's ``d`` start at zero."""
+        if len(state) != 2 or state[1].dim() != state[0].dim():
+            return None
+        h0, c0 = state
+        cells = c0.new_zeros(*c0.shape[:-1], self.memory_length, c0.shape[-1])
+        cells[..., -1, :] = c0
+        if self._dynamic:
+            return self.state_type(h0, torch.zeros_like(h0), cells)
+        return self.state_type(h0, cells)
+
     def memory_parameter(self, layer: int = 0) -> Tensor:
         """Fixed ``d = 0.5 sigmoid(theta)`` of MLSTM-F ``(H,)`` (MLSTM: its d is in the state)."""
         return 0.5 * torch.sigmoid(getattr(self, f"d_logit_l{layer}"))
@@ -376,8 +438,8 @@ class _MLSTMBase(_LongMemoryBase):
         key = (x.dtype, x.device, self.memory_length)
         if key not in self._poly_cache:
             tol = _POLY_TOL.get(x.dtype, 1e-12)
-            table = poly_weight_table(self.memory_length, None, tol=tol)
-            self._poly_cache[key] = table.to(dtype=x.dtype, device=x.device)
+            table = poly_weight_table(self.memory_length, None, tol=tol, device=x.device)
+            self._poly_cache[key] = table.to(dtype=x.dtype)
         return self._poly_cache[key]
 
     def _fused_forward(
@@ -473,6 +535,10 @@ class MLSTMF(_MLSTMBase):
 # ----------------------------------------------------------------------------------------------
 class _MRNNBase(_LongMemoryBase):
     _dynamic = True
+    _state_hint = (
+        " (MRNN layers have no cell state: nn.LSTM's (h_0, c_0) does not apply; their state "
+        "holds the Elman hidden h, the long-memory hidden m and the last K - 1 inputs)"
+    )
     _max_layers = 1  # d and the input window live in the input's space, which differs per layer
 
     def __init__(
