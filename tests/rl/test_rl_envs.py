@@ -9,7 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from adaptlearn.rl import IdentityEnv, MinAtarEnv, make_env
-from adaptlearn.rl.envs import EpisodicLifeEnv
+from adaptlearn.rl.envs import EpisodicLifeEnv, registered_ids
 
 
 def test_pong_preprocessing_shapes_and_clipped_rewards() -> None:
@@ -98,3 +98,51 @@ def test_classic_control_records_raw_episode_stats() -> None:
         if term or trunc:
             break
     assert info["episode"]["r"] == pytest.approx(total)
+
+
+def _check_registered(gym_id: str) -> None:
+    import gymnasium as gym
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # a wrapped env always warns that it differs from its unwrapped version; classic
+        # control's unbounded Box, Pendulum's action range and CartPole-v0's age warn too:
+        # gymnasium's own envs, not failures of ours
+        warnings.filterwarnings("ignore", message=".*(different from the unwrapped|infinity|"
+                                "symmetric and normalized|out of date)")
+        env = gym.make(gym_id)
+        check_env(env, skip_render_check=True)
+    env.close()
+
+
+_ALL_IDS = registered_ids()
+_QUICK_IDS = [i for i, e in _ALL_IDS.items() if not e.startswith("ALE/")] + ["adaptlearn/Pong-v5"]
+
+
+@pytest.mark.parametrize("gym_id", _QUICK_IDS)
+def test_registered_ids_pass_gymnasium_check_env(gym_id: str) -> None:
+    _check_registered(gym_id)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gym_id", [i for i, e in _ALL_IDS.items() if e.startswith("ALE/")])
+def test_every_registered_atari_id_passes_check_env(gym_id: str) -> None:
+    _check_registered(gym_id)
+
+
+def test_registration_covers_every_family_make_env_accepts() -> None:
+    import gymnasium as gym
+
+    ids = registered_ids()
+    assert {"adaptlearn/Pong-v5", "adaptlearn/Breakout-v5", "adaptlearn/MinAtar-breakout-v0",
+            "adaptlearn/Identity-v0", "adaptlearn/CartPole-v1"} <= set(ids)
+    assert len([e for e in ids.values() if e.startswith("ALE/")]) >= 100  # ale-py's ROMs
+    assert all(i in gym.registry for i in ids)
+    # gym.make passes keyword arguments through to make_env; the spec recreates the env
+    env = gym.make("adaptlearn/Identity-v0", max_episode_steps=3)
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
+    assert env.spec is not None and env.spec.kwargs["env_id"] == "Identity-v0"
+    vec = gym.make_vec("adaptlearn/CartPole-v1", num_envs=2, vectorization_mode="sync")
+    assert vec.reset(seed=0)[0].shape == (2, 4)
+    vec.close()

@@ -46,8 +46,9 @@ def _learning(rng, *, return_gap=0.0, cpu_ratio=1.0, n=3, learns=True, opt_steps
               shift=0.0):
     """Rows as ``ctx.rows`` holds them: method = the chosen arm's name, one per seed."""
     rows = []
-    for algo in ("a2c", "ppo"):
-        small_arm, large_arm = f"{algo}-B8-none", f"{algo}-B64-sqrt"
+    for algo in ("a2c", "ppo", "dqn"):
+        small_arm, large_arm = ((f"{algo}-B8-none", f"{algo}-B64-sqrt") if algo != "dqn"
+                                else ("dqn-mb32-none", "dqn-mb256-sqrt"))
         for seed in range(n):
             initial = 20.0 + shift
             small = (130.0 if learns else 40.0) + 20 * rng.normal() + shift
@@ -56,7 +57,7 @@ def _learning(rng, *, return_gap=0.0, cpu_ratio=1.0, n=3, learns=True, opt_steps
                          "initial_return": initial, "cpu_s_per_1k_steps": cpu,
                          "optimizer_steps": 8 * opt_steps})
             rows.append({"method": large_arm, "seed": seed,
-                         "final_return": small - return_gap + 10 * rng.normal(),
+                         "final_return": small - return_gap + 6 * rng.normal(),
                          "initial_return": initial, "cpu_s_per_1k_steps": cpu / cpu_ratio,
                          "optimizer_steps": opt_steps})
     return rows
@@ -96,7 +97,8 @@ def test_planted_effect_is_supported():
         v = verdict(_rows(np.random.default_rng(100 + seed), c1=PLANTED_C1, c2=PLANTED_C2),
                     free_cores=2.0)
         assert (v.outcome, v.reason) == ("supported", "holds"), v.text
-        assert len(v.comparisons) == 4 + 2 * 2  # C1: batched, parallel, alternating, anchor
+        assert len(v.comparisons) == 4 + 3 * 2  # C1: batched, parallel, alternating, anchor
+        assert {c.comparison.method for c in v.comparisons} >= {"dqn-large", "a2c-large"}
 
 
 def test_negative_returns_are_judged_as_differences_never_ratios():
@@ -156,7 +158,12 @@ def test_each_batch_size_chooses_its_lr_from_the_same_grid_on_validation_rows():
     val[0]["final_return"] = float("nan")  # a diverged run is never chosen
     chosen = choose_lrs(val, ARMS)
     assert chosen == {"a2c": {"small": "a2c-B8-linear", "large": "a2c-B64-linear"},
-                      "ppo": {"small": "ppo-B8-linear", "large": "ppo-B64-linear"}}
+                      "ppo": {"small": "ppo-B8-linear", "large": "ppo-B64-linear"},
+                      "dqn": {"small": "dqn-mb32-linear", "large": "dqn-mb256-linear"}}
+    # DQN's large arm grows the replay minibatch, not the envs, at the same replay ratio
+    dqn = {a["size"]: a for a in ARMS.values() if a["algo"] == "dqn" and a["rule"] == "none"}
+    assert dqn["large"]["batch_size"] == CFG.batch_multiplier * dqn["small"]["batch_size"]
+    assert dqn["large"]["n_envs"] == dqn["small"]["n_envs"]
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -187,7 +194,9 @@ def test_tiny_preset_is_plumbing_only_end_to_end(tmp_path) -> None:
     assert any(name.startswith("C1 batched vs per-env") for name in labels)
     assert any(name.startswith("C2 a2c: large vs small batch final return") for name in labels)
     assert results["extra"]["lr_chosen_on_validation"] == {
-        "a2c": {"small": "a2c-B4-linear", "large": "a2c-B8-linear"}}
+        "a2c": {"small": "a2c-B4-linear", "large": "a2c-B8-linear"},
+        "dqn": {"small": "dqn-mb16-linear", "large": "dqn-mb32-linear"}}
+    assert any(name.startswith("C2 dqn: large vs small batch final return") for name in labels)
     assert {v["seed"] for v in results["extra"]["validation"]}.isdisjoint(results["seeds"])
     assert {"figures/throughput.png", "figures/learning_a2c.png"} <= set(results["figures"])
     tp = results["extra"]["throughput"]

@@ -9,13 +9,21 @@ import pytest
 import torch
 
 from adaptlearn.rl import (
+    A2C,
+    ActorCritic,
     AlternatingSampler,
+    CategoricalPgAgent,
     EnvFactory,
+    EpsilonGreedyAgent,
     ParallelSampler,
+    QNetwork,
     SerialSampler,
     WorkerDiedError,
     bootstrap_values,
+    train,
 )
+from adaptlearn.rl.agents import EnvNoise
+from adaptlearn.rl.runner import _pid_cpu_seconds, cpu_seconds
 
 
 class RandomAgent:
@@ -49,23 +57,71 @@ def _assert_same(a_list, b_list) -> None:
         done = a.done
         assert torch.equal(a.final_obs[done], b.final_obs[done])
         assert a.episodes == b.episodes
-        for k in a.agent_info:
-            assert torch.equal(a.agent_info[k], b.agent_info[k])
+        for k in a.agent_info:  # a forward pass over 2 envs may round unlike one over 4
+            torch.testing.assert_close(a.agent_info[k], b.agent_info[k])
+
+
+def _our_agents(seed: int = 7):
+    """The project's agents, freshly seeded: a stochastic policy and epsilon-greedy (eps 0.5)."""
+    torch.manual_seed(seed)
+    pg = CategoricalPgAgent(ActorCritic((4,), 2, hidden=16), seed=seed)
+    eps = EpsilonGreedyAgent(QNetwork((4,), 2, hidden=16), epsilon=0.5, seed=seed)
+    return [pg, eps, pg]
+
+
+def _collect_ours(sampler):
+    with sampler:
+        return [sampler.obtain_samples(agent).clone() for agent in _our_agents()]
 
 
 @pytest.mark.timeout(60)
 def test_serial_parallel_alternating_identical_trajectories() -> None:
     env_fn = EnvFactory("CartPole-v1")
-    serial = _collect(SerialSampler(env_fn, 4, 40, seed=3), RandomAgent(2))
-    parallel = _collect(ParallelSampler(env_fn, 4, 40, seed=3, n_workers=2), RandomAgent(2))
+    serial = _collect_ours(SerialSampler(env_fn, 4, 40, seed=3))
+    parallel = _collect_ours(ParallelSampler(env_fn, 4, 40, seed=3, n_workers=2))
     _assert_same(serial, parallel)
     # Episodes did end inside the batches, so autoreset was exercised across workers.
     assert sum(len(s.episodes) for s in serial) > 0
-    # The alternating sampler calls the agent once per group, so compare with an agent whose
-    # actions depend on the observation only.
-    serial_det = _collect(SerialSampler(env_fn, 4, 40, seed=3), ObsAgent())
-    alt = _collect(AlternatingSampler(env_fn, 4, 40, seed=3, n_workers=2), ObsAgent())
-    _assert_same(serial_det, alt)
+    # The alternating sampler calls the agent once per group; the agents draw each env's
+    # noise from that env's own stream, so the trajectories still match.
+    alt = _collect_ours(AlternatingSampler(env_fn, 4, 40, seed=3, n_workers=2))
+    _assert_same(serial, alt)
+    # the exploration noise mattered: the epsilon-greedy batch is not the greedy policy's
+    q = _our_agents()[1].model
+    greedy = q(serial[1].obs.flatten(0, 1)).argmax(-1).view(40, 4)
+    assert (greedy != serial[1].action).float().mean() > 0.1
+
+
+def test_env_noise_does_not_depend_on_grouping() -> None:
+    a, b = EnvNoise(5, 2), EnvNoise(5, 2)
+    together = np.concatenate([a.draw(np.arange(6)) for _ in range(300)])
+    split = np.concatenate([np.concatenate([b.draw(np.arange(3)), b.draw(np.arange(3, 6))])
+                            for _ in range(300)])
+    np.testing.assert_array_equal(together, split)  # crosses the 256-step refill too
+    assert together.std() > 0.25 and not np.array_equal(together[:6], together[6:12])
+    state = a.state_dict()
+    nxt = a.draw(np.arange(6))
+    a.load_state_dict(state)
+    np.testing.assert_array_equal(a.draw(np.arange(6)), nxt)
+
+
+@pytest.mark.timeout(60)
+def test_train_counts_cpu_of_live_worker_processes() -> None:
+    torch.manual_seed(0)
+    algo = A2C(CategoricalPgAgent(ActorCritic((4,), 2, hidden=8), seed=0))
+    with ParallelSampler(EnvFactory("CartPole-v1"), 8, 50, seed=0, n_workers=2) as sampler:
+        sampler.initialize()
+        pids = sampler.worker_pids()
+        assert len(pids) == 2
+        w0, p0, old0 = sum(map(_pid_cpu_seconds, pids)), time.process_time(), cpu_seconds()
+        curve = train(sampler, algo, 8 * 50 * 6)
+        w1, p1, old1 = sum(map(_pid_cpu_seconds, pids)), time.process_time(), cpu_seconds()
+    workers = w1 - w0
+    assert workers > 0.05  # the workers did measurable work while alive
+    # train's CPU seconds = this process + the live workers (/proc), to a few clock ticks
+    assert curve[-1]["cpu_s"] == pytest.approx(p1 - p0 + workers, abs=0.04)
+    # os.times' children fields (the old accounting) miss the still-running workers
+    assert old1 - old0 < curve[-1]["cpu_s"] - 0.8 * workers
 
 
 @pytest.mark.timeout(60)

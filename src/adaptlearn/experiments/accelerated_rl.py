@@ -12,7 +12,9 @@ our CPU-only budget:
    if stepping cost nothing). The cells run in the driver process, one at a time, interleaved
    over repeats (the order rotates each repeat), never beside learning trials.
 2. **Large batch (C2).** A2C and PPO with a small batch (``base_envs`` envs) and a
-   ``batch_multiplier`` x larger one (more envs, same horizon). Both batch sizes get the same lr
+   ``batch_multiplier`` x larger one (more envs, same horizon); DQN with a replay minibatch of
+   ``dqn_batch`` and a ``batch_multiplier`` x larger one at the paper's replay ratio (8), so the
+   large minibatch makes k x fewer updates. Every batch size gets the same lr
    grid (lr0 x {1, sqrt(k), k}); each picks its lr on validation seeds that the verdict never
    sees; the chosen arms then run on the verdict's seeds. ``quick`` uses CartPole, ``full``
    MinAtar Breakout (offline, no ROMs).
@@ -67,8 +69,10 @@ COMPUTE_MARGIN = 1.2
 #: C2 power: the large batch must make >= this many optimiser steps. A large batch judged
 #: after a few hundred updates is judged before it converged (spec 6.3: the B=128 A2C arm still
 #: climbs at 300k MinAtar steps, ~470 updates), so a deficit would reflect the budget, not the
-#: batch size. ``full`` runs 700k MinAtar steps (A2C B=128: 1,093 updates); ``quick`` (40k
-#: CartPole steps: A2C 125, PPO 312 large-batch optimiser steps) cannot reach it and says so.
+#: batch size. ``full`` runs 700k MinAtar steps (A2C B=128: 1,094 updates; PPO 2,736) and 300k
+#: for DQN (minibatch 256 at replay ratio 8: 9,300 updates); ``quick`` reaches it for DQN
+#: only (34k CartPole steps: 1,047 updates of 256); A2C 125 and PPO 320 large-batch optimiser
+#: steps at 40k CartPole steps: those clauses say underpowered (arithmetic in the card).
 MIN_UPDATES = 1000
 
 
@@ -96,10 +100,13 @@ class AcceleratedRLConfig:
     """Worker processes of the parallel/alternating/ray samplers (alternating: 2 groups)."""
     learn_env: str = "CartPole-v1"
     """Env of the learning part (classic control, ``MinAtar/<game>`` or Atari)."""
-    learn_algos: tuple[str, ...] = ("a2c", "ppo")
+    learn_algos: tuple[str, ...] = ("a2c", "ppo", "dqn")
     """Algorithms of the learning part."""
     learn_steps: int = 40_000
-    """Env steps per learning trial."""
+    """Env steps per A2C / PPO learning trial."""
+    dqn_steps: int = 34_000
+    """Env steps per DQN learning trial (quick: the large minibatch of 256 then makes
+    8 x 33.5k / 256 = 1,047 updates, just above ``MIN_UPDATES``)."""
     learn_sampler: str = "serial"
     """Sampler of the learning part (trajectories do not depend on it; speed does)."""
     base_envs: int = 8
@@ -116,6 +123,21 @@ class AcceleratedRLConfig:
     """PPO base learning rate lr0 (Adam)."""
     ppo_horizon: int = 32
     """PPO steps per batch (T); 4 epochs x 4 minibatches (minibatch count fixed when scaling)."""
+    dqn_lr: float = 5e-4
+    """DQN base learning rate lr0 (Adam, eps 0.01 / minibatch as accel_rl's Cat-DQN)."""
+    dqn_batch: int = 32
+    """DQN minibatch of the small-batch arm; the large arm uses ``dqn_batch * batch_multiplier``.
+    The replay ratio is held (``dqn_replay_ratio``), so the large arm makes k x fewer updates."""
+    dqn_envs: int = 8
+    """Envs of the DQN sampler (T = 4), the same for both minibatch sizes."""
+    dqn_replay_ratio: float = 8.0
+    """Gradient samples per env sample: 8 in the paper-era DQN (accel_rl ``dqn.py``)."""
+    dqn_learn_start: int = 500
+    """Env steps before the first DQN update."""
+    dqn_target_steps: int = 500
+    """Env steps between target-network copies (fixed in env steps for both arms)."""
+    dqn_eps_steps: int = 10_000
+    """Env steps of the linear epsilon decay 1 -> 0.05."""
     return_margin: float = 50.0
     """C2 non-inferiority margin: the large batch's final return may fall short of the small
     batch's by at most this much (CartPole returns run to 500: a tenth of a solved episode)."""
@@ -157,8 +179,17 @@ class AcceleratedRLConfig:
             raise ValueError(f"`throughput_n_envs` of {owner} must be >= throughput_workers "
                              f"({self.throughput_workers}); got {self.throughput_n_envs}")
         for a in self.learn_algos:
-            check_choice("learn_algos", a, ("a2c", "ppo"), owner=owner)
+            check_choice("learn_algos", a, ("a2c", "ppo", "dqn"), owner=owner)
         check_int("learn_steps", self.learn_steps, 1, owner=owner)
+        check_int("dqn_steps", self.dqn_steps, 1, owner=owner)
+        check_range("dqn_lr", self.dqn_lr, 0.0, 1.0, low_inclusive=False, owner=owner)
+        check_int("dqn_batch", self.dqn_batch, 1, owner=owner)
+        check_int("dqn_envs", self.dqn_envs, 1, owner=owner)
+        check_range("dqn_replay_ratio", self.dqn_replay_ratio, 0.0, low_inclusive=False,
+                    owner=owner)
+        check_int("dqn_learn_start", self.dqn_learn_start, 0, owner=owner)
+        check_int("dqn_target_steps", self.dqn_target_steps, 1, owner=owner)
+        check_int("dqn_eps_steps", self.dqn_eps_steps, 1, owner=owner)
         check_choice("learn_sampler", self.learn_sampler, ("serial", "parallel", "alternating"),
                      owner=owner)
         check_int("base_envs", self.base_envs, 2, owner=owner)
@@ -184,13 +215,24 @@ def _arms(cfg: AcceleratedRLConfig) -> dict[str, dict[str, Any]]:
     """Method name -> settings of every learning arm: algo x batch size x lr rule.
 
     The lr grid is the same for both batch sizes: ``scale_lr(lr0, B, kB, rule)`` = lr0 x {1,
-    sqrt(k), k}, so neither arm gets a grid the other lacks.
+    sqrt(k), k}, so neither arm gets a grid the other lacks. A2C / PPO grow the batch with the
+    number of envs (same horizon); DQN grows its replay minibatch (32 -> 32k) at a fixed replay
+    ratio, so the large minibatch makes k x fewer updates per env step (Stooke & Abbeel 2018).
     """
     from adaptlearn.rl import scale_lr
 
     arms: dict[str, dict[str, Any]] = {}
     big = cfg.base_envs * cfg.batch_multiplier
     for algo in cfg.learn_algos:
+        if algo == "dqn":
+            small_mb, large_mb = cfg.dqn_batch, cfg.dqn_batch * cfg.batch_multiplier
+            for size, mb in (("small", small_mb), ("large", large_mb)):
+                for rule in cfg.lr_rules:
+                    arms[f"dqn-mb{mb}-{rule}"] = {
+                        "algo": algo, "size": size, "n_envs": cfg.dqn_envs, "horizon": 4,
+                        "batch_size": mb, "rule": rule,
+                        "lr": scale_lr(cfg.dqn_lr, small_mb, large_mb, rule)}
+            continue
         lr0 = cfg.a2c_lr if algo == "a2c" else cfg.ppo_lr
         horizon = cfg.a2c_horizon if algo == "a2c" else cfg.ppo_horizon
         for size, n_envs in (("small", cfg.base_envs), ("large", big)):
@@ -216,10 +258,13 @@ def learn_trial(trial: Trial, cfg: AcceleratedRLConfig, tctx: TrialContext) -> d
 
     from adaptlearn.rl import (
         A2C,
+        DQN,
         PPO,
         ActorCritic,
         CategoricalPgAgent,
         EnvFactory,
+        EpsilonGreedyAgent,
+        QNetwork,
         make_sampler,
         train,
     )
@@ -230,23 +275,36 @@ def learn_trial(trial: Trial, cfg: AcceleratedRLConfig, tctx: TrialContext) -> d
     obs_shape, n_actions = tuple(probe.observation_space.shape), int(probe.action_space.n)
     probe.close()
     torch.manual_seed(trial.seed)
-    model = ActorCritic(obs_shape, n_actions, arch=_arch(cfg.learn_env))
-    agent = CategoricalPgAgent(model, generator=torch.Generator().manual_seed(trial.seed))
-    if arm["algo"] == "a2c":
-        algo: Any = A2C(agent, lr=arm["lr"])
+    arch = _arch(cfg.learn_env)
+    steps_total = cfg.dqn_steps if arm["algo"] == "dqn" else cfg.learn_steps
+    if arm["algo"] == "dqn":
+        agent: Any = EpsilonGreedyAgent(QNetwork(obs_shape, n_actions, arch=arch),
+                                        seed=trial.seed, device=tctx.device)
+        algo: Any = DQN(agent, arm["n_envs"], lr=arm["lr"], batch_size=arm["batch_size"],
+                        optimizer_eps=0.01 / arm["batch_size"], double=True,
+                        replay_ratio=cfg.dqn_replay_ratio, learn_start=cfg.dqn_learn_start,
+                        target_update_steps=cfg.dqn_target_steps,
+                        eps_steps=cfg.dqn_eps_steps, replay_size=min(100_000, steps_total),
+                        seed=trial.seed)
         steps_per_update = 1
     else:
-        algo = PPO(agent, lr=arm["lr"], clip=0.2, epochs=4, minibatches=4,
-                   generator=torch.Generator().manual_seed(trial.seed + 1))
-        steps_per_update = 4 * 4
+        agent = CategoricalPgAgent(ActorCritic(obs_shape, n_actions, arch=arch),
+                                   seed=trial.seed, device=tctx.device)
+        if arm["algo"] == "a2c":
+            algo = A2C(agent, lr=arm["lr"])
+            steps_per_update = 1
+        else:
+            algo = PPO(agent, lr=arm["lr"], clip=0.2, epochs=4, minibatches=4,
+                       generator=torch.Generator().manual_seed(trial.seed + 1))
+            steps_per_update = 4 * 4
     sampler_kwargs: dict[str, Any] = {"seed": trial.seed}
     if cfg.learn_sampler != "serial":
         sampler_kwargs["n_workers"] = 2
     per_batch = arm["n_envs"] * arm["horizon"]
-    log_every = max(per_batch, cfg.learn_steps // 24)
+    log_every = max(per_batch, steps_total // 24)
     with make_sampler(cfg.learn_sampler, env_fn, arm["n_envs"], arm["horizon"],
                       **sampler_kwargs) as sampler:
-        curve = train(sampler, algo, cfg.learn_steps, log_every_steps=log_every,
+        curve = train(sampler, algo, steps_total, log_every_steps=log_every,
                       checkpoint=tctx.save_checkpoint,
                       checkpoint_every_steps=cfg.checkpoint_every_steps,
                       resume_state=tctx.load_checkpoint(), progress=tctx.progress)
@@ -262,8 +320,8 @@ def learn_trial(trial: Trial, cfg: AcceleratedRLConfig, tctx: TrialContext) -> d
             "cpu_s_per_1k_steps": 1000.0 * curve[-1]["cpu_s"] / steps,
             "wall_s": curve[-1]["wall_s"],
             "initial_return": float(first[0]) if first.size else float("nan"),
-            "updates": float(steps // per_batch),
-            "optimizer_steps": float(steps // per_batch * steps_per_update),
+            "updates": float(algo.updates),
+            "optimizer_steps": float(algo.updates * steps_per_update),
         },
         "curve": [{"part": "learning", "algo": arm["algo"], "n_envs": arm["n_envs"],
                    "rule": arm["rule"], "lr": arm["lr"], **{k: r[k] for k in keep}}
@@ -484,7 +542,8 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, return_margin: float = 50.0,
     best of parallel/alternating reaches ``ANCHOR_MARGIN`` x the best anchor (SyncVectorEnv /
     AsyncVectorEnv / ale-py vector env) in wall-clock steps/s.
 
-    C2 (per algorithm, paired by seed): the large batch, its lr chosen on validation seeds, is
+    C2 (per algorithm: A2C, PPO, DQN; paired by seed): the large batch (DQN: the large replay
+    minibatch at the same replay ratio), its lr chosen on validation seeds, is
     non-inferior to the small batch, its lr chosen the same way from the same grid, in final
     return within ``return_margin`` (a difference: returns may be negative) and costs
     ``COMPUTE_MARGIN`` x less CPU per env step.
@@ -610,14 +669,17 @@ def _throughput_section(cfg: AcceleratedRLConfig, rows: Sequence[Mapping[str, An
         "tiny": {"throughput_backends": ("serial", "gym_sync", "gym_sync_per_env",
                                          "inference_only"),
                  "throughput_n_envs": (2,), "throughput_seconds": 0.3,
-                 "throughput_warmup_s": 0.1, "throughput_repeats": 1, "learn_algos": ("a2c",),
-                 "learn_steps": 1_000,
+                 "throughput_warmup_s": 0.1, "throughput_repeats": 1,
+                 "learn_algos": ("a2c", "dqn"), "learn_steps": 1_000, "dqn_steps": 600,
+                 "dqn_batch": 16, "dqn_learn_start": 200,
                  "base_envs": 4, "batch_multiplier": 2, "lr_rules": ("linear",),
                  "n_seeds": 1},
         "full": {"throughput_backends": _BACKENDS, "throughput_n_envs": (4, 8, 16),
                  "throughput_seconds": 10.0, "throughput_warmup_s": 1.0,
                  "throughput_repeats": 5, "learn_env": "MinAtar/breakout",
                  "learn_steps": 700_000, "base_envs": 16, "a2c_lr": 1e-3, "ppo_lr": 5e-4,
+                 "dqn_steps": 300_000, "dqn_lr": 2.5e-4, "dqn_learn_start": 5_000,
+                 "dqn_target_steps": 4_000, "dqn_eps_steps": 100_000,
                  "return_margin": 1.0, "n_seeds": 5, "n_validation_seeds": 2,
                  "checkpoint_every_steps": 100_000},
     },
@@ -653,7 +715,9 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
     picked = {m for sizes in chosen.values() for m in sizes.values()}
     for r in val_rows:
         a = arms[r["method"]]
-        lines.append(f"| {r['method']} | {a['algo']} | {a['n_envs']}x{a['horizon']} | "
+        batch = (f"minibatch {a['batch_size']}" if a["algo"] == "dqn"
+                 else f"{a['n_envs']}x{a['horizon']}")
+        lines.append(f"| {r['method']} | {a['algo']} | {batch} | "
                      f"{a['lr']:.3g} | {r['final_return']:.1f} | "
                      f"{'yes' if r['method'] in picked else ''} |")
     ctx.add_section("Learning rate chosen on validation seeds (C2)",
@@ -688,6 +752,8 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
                             return_margin=cfg.return_margin, free_cores=free_cores,
                             preset=ctx.preset))
     ctx.note("arms", arms)
+    torso = ("separate actor and critic networks" if _arch(cfg.learn_env) == "mlp"
+             else "one torso shared by policy and value")
     ctx.add_section(
         "Settings",
         f"Throughput: Nature CNN policy (random init, 1 torch thread), {cfg.throughput_env} with "
@@ -697,7 +763,12 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
         f"{cfg.throughput_repeats} interleaved repeats. Learning: "
         f"{cfg.learn_env}, {cfg.learn_steps} env steps, sampler {cfg.learn_sampler}, "
         f"A2C T={cfg.a2c_horizon} Adam lr0={cfg.a2c_lr:g}; PPO T={cfg.ppo_horizon} 4 epochs x "
-        f"4 minibatches, clip 0.2, Adam lr0={cfg.ppo_lr:g}; lr grid lr0 x "
+        f"4 minibatches, clip 0.2, Adam lr0={cfg.ppo_lr:g}; DQN (double, Huber, Adam eps "
+        f"0.01/minibatch) {cfg.dqn_envs} envs x T=4, minibatch {cfg.dqn_batch} -> "
+        f"{cfg.dqn_batch * cfg.batch_multiplier} at replay ratio {cfg.dqn_replay_ratio:g}, "
+        f"lr0={cfg.dqn_lr:g}, {cfg.dqn_steps} env steps, target copy every "
+        f"{cfg.dqn_target_steps} env steps, epsilon 1 -> 0.05 over {cfg.dqn_eps_steps}; "
+        f"torso {_arch(cfg.learn_env)} ({torso} for A2C/PPO); lr grid lr0 x "
         f"{{{', '.join(cfg.lr_rules)}}} (k={cfg.batch_multiplier}) for both batch sizes; batch "
         f"x{cfg.batch_multiplier} via more envs (B {cfg.base_envs} -> "
         f"{cfg.base_envs * cfg.batch_multiplier}). Final return = mean of the last 20% of "

@@ -10,17 +10,17 @@ Example::
                                ParallelSampler, train)
     env_fn = EnvFactory("CartPole-v1")
     with ParallelSampler(env_fn, n_envs=16, horizon=5, seed=0) as sampler:
-        model = ActorCritic((4,), 2, arch="mlp")
-        algo = A2C(CategoricalPgAgent(model), lr=7e-4)
+        model = ActorCritic((4,), 2, arch="mlp")  # separate actor and critic MLPs
+        algo = A2C(CategoricalPgAgent(model, seed=0), lr=7e-4, device="cpu")
         curve = train(sampler, algo, total_steps=50_000)
 """
 
-from adaptlearn.rl.agents import CategoricalPgAgent, EpsilonGreedyAgent
+from adaptlearn.rl.agents import CategoricalPgAgent, EnvNoise, EpsilonGreedyAgent
 from adaptlearn.rl.algos import A2C, DQN, PPO, bootstrap_values, gae_advantages, make_optimizer
-from adaptlearn.rl.envs import EnvFactory, IdentityEnv, MinAtarEnv, make_env
-from adaptlearn.rl.models import ActorCritic, QNetwork, make_torso
+from adaptlearn.rl.envs import EnvFactory, IdentityEnv, MinAtarEnv, make_env, registered_ids
+from adaptlearn.rl.models import ActorCritic, QNetwork, make_torso, resolve_device
 from adaptlearn.rl.replay import PrioritizedReplay, SumTree, UniformReplay
-from adaptlearn.rl.runner import cpu_seconds, train
+from adaptlearn.rl.runner import CpuClock, cpu_seconds, process_cpu_seconds, train
 from adaptlearn.rl.samplers import (
     SAMPLERS,
     AlternatingSampler,
@@ -42,10 +42,11 @@ from adaptlearn.rl.scaling import (
 
 __all__ = [
     "A2C", "DQN", "LARGE_BATCH_BASES", "PPO", "SAMPLERS", "ActorCritic", "AlternatingSampler",
-    "CategoricalPgAgent", "EnvFactory", "EpsilonGreedyAgent", "IdentityEnv", "MinAtarEnv",
+    "CategoricalPgAgent", "CpuClock", "EnvFactory", "EnvNoise", "EpsilonGreedyAgent",
+    "IdentityEnv", "MinAtarEnv",
     "ParallelSampler", "PrioritizedReplay", "QNetwork", "RaySampler", "Sampler",
     "SamplerTimeoutError", "Samples", "SerialSampler", "SumTree", "UniformReplay",
     "WorkerDiedError", "bootstrap_values", "cpu_seconds", "dqn_updates_per_batch",
     "gae_advantages", "large_batch_preset", "make_env", "make_optimizer", "make_sampler",
-    "make_torso", "scale_lr", "train",
+    "make_torso", "process_cpu_seconds", "registered_ids", "resolve_device", "scale_lr", "train",
 ]

@@ -9,6 +9,10 @@ Pinned conventions (references differ, see the method card): value loss
 ``value_coef * 0.5 * mean((V - R)^2)`` (rlpyt/CleanRL form, default ``value_coef`` 0.5);
 truncated episodes bootstrap from ``V(final_obs)`` (or ``Q`` of it), terminated ones do not;
 PPO's ratio clip is fixed (no decay with the lr schedule).
+
+Devices: every algorithm takes ``device`` (``None``: where the agent's model lives); the model,
+target network and agent move there, and each sampler batch / replay minibatch is moved there
+before the update (samplers and replay keep their buffers in host memory).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from torch import nn
 
 from adaptlearn.core import check_choice, check_int, check_probability, check_range
 from adaptlearn.rl.agents import CategoricalPgAgent, EpsilonGreedyAgent
+from adaptlearn.rl.models import resolve_device
 from adaptlearn.rl.replay import PrioritizedReplay, UniformReplay
 from adaptlearn.rl.samplers import Samples
 
@@ -82,10 +87,12 @@ def bootstrap_values(value_fn: Any, samples: Samples, value: torch.Tensor) -> to
 class _PolicyGradient:
     def __init__(self, agent: CategoricalPgAgent, *, lr: float, gamma: float, value_coef: float,
                  entropy_coef: float, max_grad_norm: float | None, optimizer: str,
-                 optimizer_eps: float) -> None:
+                 optimizer_eps: float, device: torch.device | str | None) -> None:
         owner = type(self).__name__
+        self.device = resolve_device(device, agent.model)
         self.agent = agent
-        self.model: nn.Module = agent.model
+        self.model: nn.Module = agent.model.to(self.device)
+        agent.device = self.device
         self.lr = check_range("lr", lr, 0.0, low_inclusive=False, owner=owner)
         self.gamma = check_probability("gamma", gamma, owner=owner)
         self.value_coef = check_range("value_coef", value_coef, 0.0, owner=owner)
@@ -138,19 +145,23 @@ class A2C(_PolicyGradient):
     ``L = -mean(logpi(a|s) A) + value_coef * 0.5 * mean((V - R)^2) - entropy_coef * mean(H)``
     with ``R`` the n-step returns to the end of the batch (``lam = 1``; ``gae_lambda < 1`` gives
     GAE advantages). Defaults follow rlpyt's Atari A2C (Adam 7e-4 here, eps 1e-5, clip 0.5).
+    ``value_coef`` multiplies ``0.5 * mean((V - R)^2)``: it is twice Stable-Baselines3's
+    ``vf_coef`` for the same weight (SB3 ``vf_coef=0.25`` == ours ``0.5``). ``device``: where
+    the model and the update run (``None``: the model's device).
     """
 
     def __init__(self, agent: CategoricalPgAgent, *, lr: float = 7e-4, gamma: float = 0.99,
                  gae_lambda: float = 1.0, value_coef: float = 0.5, entropy_coef: float = 0.01,
                  max_grad_norm: float | None = 0.5, optimizer: str = "adam",
-                 optimizer_eps: float = 1e-5) -> None:
+                 optimizer_eps: float = 1e-5, device: torch.device | str | None = None) -> None:
         super().__init__(agent, lr=lr, gamma=gamma, value_coef=value_coef,
                          entropy_coef=entropy_coef, max_grad_norm=max_grad_norm,
-                         optimizer=optimizer, optimizer_eps=optimizer_eps)
+                         optimizer=optimizer, optimizer_eps=optimizer_eps, device=device)
         self.gae_lambda = check_probability("gae_lambda", gae_lambda, owner="A2C")
 
     def update(self, samples: Samples) -> dict[str, float]:
         """One gradient step on the whole ``[T, B]`` batch."""
+        samples = samples.to(self.device)
         value = samples.agent_info["value"]
         next_value = bootstrap_values(self.agent.value, samples, value)
         adv = gae_advantages(samples.reward, value, next_value, samples.done, self.gamma,
@@ -173,6 +184,7 @@ class PPO(_PolicyGradient):
     ``rho = pi/pi_old``; ``L_pi = -mean(min(rho A, clip(rho, 1-clip, 1+clip) A))``; ``epochs``
     passes over ``minibatches`` shuffled minibatches; GAE(``gae_lambda``); advantages
     normalised per minibatch. The ratio clip is fixed (rlpyt/accel_rl decay it with the lr).
+    ``value_coef`` and ``device`` as in :class:`A2C`.
     """
 
     def __init__(self, agent: CategoricalPgAgent, *, lr: float = 2.5e-4, gamma: float = 0.99,
@@ -180,10 +192,11 @@ class PPO(_PolicyGradient):
                  minibatches: int = 4, value_coef: float = 0.5, entropy_coef: float = 0.01,
                  max_grad_norm: float | None = 0.5, normalize_advantage: bool = True,
                  optimizer: str = "adam", optimizer_eps: float = 1e-5,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> None:
         super().__init__(agent, lr=lr, gamma=gamma, value_coef=value_coef,
                          entropy_coef=entropy_coef, max_grad_norm=max_grad_norm,
-                         optimizer=optimizer, optimizer_eps=optimizer_eps)
+                         optimizer=optimizer, optimizer_eps=optimizer_eps, device=device)
         self.gae_lambda = check_probability("gae_lambda", gae_lambda, owner="PPO")
         self.clip = check_range("clip", clip, 0.0, low_inclusive=False, owner="PPO")
         self.epochs = check_int("epochs", epochs, 1, owner="PPO")
@@ -193,6 +206,7 @@ class PPO(_PolicyGradient):
 
     def update(self, samples: Samples) -> dict[str, float]:
         """``epochs x minibatches`` clipped-objective steps on the batch."""
+        samples = samples.to(self.device)
         value = samples.agent_info["value"]
         next_value = bootstrap_values(self.agent.value, samples, value)
         adv = gae_advantages(samples.reward, value, next_value, samples.done, self.gamma,
@@ -207,7 +221,7 @@ class PPO(_PolicyGradient):
         stats: dict[str, list[float]] = {"pi_loss": [], "value_loss": [], "entropy": [],
                                          "clip_frac": [], "grad_norm": []}
         for _ in range(self.epochs):
-            perm = torch.randperm(n, generator=self.generator)
+            perm = torch.randperm(n, generator=self.generator).to(self.device)
             for idx in perm.chunk(self.minibatches):
                 a = adv[idx]
                 if self.normalize_advantage and idx.numel() > 1:
@@ -257,6 +271,7 @@ class DQN:
         max_grad_norm: gradient clip (10 in rlpyt's configs).
         optimizer, optimizer_eps: Adam (large batch, Stooke & Abbeel) or RMSProp.
         seed: NumPy seed for replay sampling.
+        device: where the networks and the updates run (``None``: the model's device).
     """
 
     def __init__(self, agent: EpsilonGreedyAgent, n_envs: int, *, lr: float = 1e-4,
@@ -266,10 +281,13 @@ class DQN:
                  learn_start: int = 5_000, eps_start: float = 1.0, eps_end: float = 0.05,
                  eps_steps: int = 100_000, pri_alpha: float = 0.6, pri_beta_start: float = 0.4,
                  pri_beta_steps: int = 1_000_000, max_grad_norm: float | None = 10.0,
-                 optimizer: str = "adam", optimizer_eps: float = 1e-4, seed: int = 0) -> None:
+                 optimizer: str = "adam", optimizer_eps: float = 1e-4, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
         owner = "DQN"
+        self.device = resolve_device(device, agent.model)
         self.agent = agent
-        self.model: nn.Module = agent.model
+        self.model: nn.Module = agent.model.to(self.device)
+        agent.device = self.device
         self.target = copy.deepcopy(self.model).requires_grad_(False)
         self.lr = check_range("lr", lr, 0.0, low_inclusive=False, owner=owner)
         self.batch_size = check_int("batch_size", batch_size, 1, owner=owner)
@@ -319,6 +337,8 @@ class DQN:
 
     def loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted Huber loss and the TD errors ``float[N]`` of a replay batch."""
+        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                 for k, v in batch.items()}
         q = self.model(batch["obs"]).gather(-1, batch["action"].unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
             q_next_target = self.target(batch["next_obs"])
@@ -351,7 +371,7 @@ class DQN:
                 if self.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
                 self.optimizer.step()
-                self.replay.update_priorities(batch["index"], td.numpy())
+                self.replay.update_priorities(batch["index"], td.cpu().numpy())
                 self.updates += 1
                 stats["loss"].append(float(loss.detach()))
                 stats["abs_td"].append(float(td.abs().mean()))

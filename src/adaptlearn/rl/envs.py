@@ -8,6 +8,15 @@ Episode statistics (``info["episode"]``) always hold the *raw* game score and le
 
 Every environment returned is a plain :class:`gymnasium.Env`; samplers reset it themselves when
 an episode ends (the same-step convention documented in :mod:`adaptlearn.rl.samplers`).
+
+Importing this module registers every id :func:`make_env` accepts with Gymnasium under the
+``adaptlearn/`` namespace (:func:`registered_ids`), so ``gym.make("adaptlearn/Pong-v5")``,
+``gym.make_vec``, Stable-Baselines3's ``make_vec_env`` and CleanRL scripts build the same env:
+``adaptlearn/<Game>-v5`` for every single-player game bundled with ale-py,
+``adaptlearn/MinAtar-<game>-v0``,
+``adaptlearn/Identity-v0`` and ``adaptlearn/<classic-control id>``. Keyword arguments of
+``gym.make`` go to :func:`make_env`. Our wrappers inherit ``gymnasium.utils.RecordConstructorArgs``
+so ``env.spec`` can recreate them (``gymnasium.utils.env_checker.check_env`` needs it).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ __all__ = [
     "IdentityEnv",
     "MinAtarEnv",
     "make_env",
+    "registered_ids",
 ]
 
 CLASSIC_CONTROL_IDS = (
@@ -41,7 +51,7 @@ CLASSIC_CONTROL_IDS = (
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
 
-class EpisodicLifeEnv(gym.Wrapper):
+class EpisodicLifeEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """End the *training* episode on a life loss without resetting the game.
 
     ``terminated`` is set when a life is lost; the following :meth:`reset` does one no-op step
@@ -51,7 +61,8 @@ class EpisodicLifeEnv(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         self._lives = 0
         self._real_done = True
 
@@ -76,8 +87,12 @@ class EpisodicLifeEnv(gym.Wrapper):
         return obs, info
 
 
-class ClipRewardEnv(gym.RewardWrapper):
+class ClipRewardEnv(gym.RewardWrapper, gym.utils.RecordConstructorArgs):
     """Clip rewards to their sign, {-1, 0, +1} (Mnih et al. 2015)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.RewardWrapper.__init__(self, env)
 
     def reward(self, reward: float) -> float:
         return float(np.sign(reward))
@@ -197,7 +212,8 @@ def make_env(
         episodic_life: Atari only: life loss ends the training episode (use ``False`` to eval).
         clip_rewards: Atari only: sign-clip rewards. ``info["episode"]`` keeps raw scores.
         frame_stack: Atari only: frames stacked into the observation (channels first).
-        noop_max: Atari only: up to this many no-ops after a reset.
+        noop_max: Atari only: up to this many no-ops after a reset (0 for the few games whose
+            first action is not NOOP).
         screen_size: Atari only: side of the square grey frame.
         max_episode_steps: time limit in agent steps (Atari default 27,000 = 108k frames).
         sticky_action_prob: Atari default 0 (paper protocol), MinAtar default 0.1.
@@ -230,6 +246,8 @@ def make_env(
             full_action_space=False,
             max_num_frames_per_episode=4 * (max_episode_steps or 27_000),
         )
+        if env.unwrapped.get_action_meanings()[0] != "NOOP":
+            noop_max = 0  # no no-op action (Backgammon, Video Checkers): no random no-op starts
         env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=4, screen_size=screen_size)
         env = RecordEpisodeStatistics(env)
         if episodic_life:
@@ -289,11 +307,12 @@ class EnvFactory:
 EnvFn = Callable[[], gym.Env]
 
 
-class CrashAfterSteps(gym.Wrapper):
+class CrashAfterSteps(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Fault injection for tests: kill the *process* (``os._exit``) after ``n`` steps."""
 
     def __init__(self, env: gym.Env, n: int) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, n=n)
+        gym.Wrapper.__init__(self, env)
         self._left = n
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -303,3 +322,49 @@ class CrashAfterSteps(gym.Wrapper):
 
             os._exit(3)
         return self.env.step(action)
+
+
+# ---- Gymnasium registration -------------------------------------------------------------------
+NAMESPACE = "adaptlearn"
+
+
+#: ROMs that ale-py ships for its multi-agent API only (no single-player ``ALE/<Game>-v5`` id).
+_MULTIPLAYER_ONLY_ROMS = frozenset({"combat", "joust", "maze_craze", "warlords"})
+
+
+def _bundled_atari_games() -> list[str]:
+    """CamelCase names of the ROMs shipped inside ale-py (found without importing it)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("ale_py")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    roms = Path(next(iter(spec.submodule_search_locations))) / "roms"
+    return sorted("".join(p.upper() if p[0].isdigit() else p.capitalize()
+                          for p in f.stem.split("_"))
+                  for f in roms.glob("*.bin") if f.stem not in _MULTIPLAYER_ONLY_ROMS)
+
+
+def registered_ids() -> dict[str, str]:
+    """``{gymnasium id: make_env id}`` of every env this package registers (see the module doc)."""
+    ids = {f"{NAMESPACE}/{g}-v5": f"ALE/{g}-v5" for g in _bundled_atari_games()}
+    ids.update({f"{NAMESPACE}/MinAtar-{g}-v0": f"MinAtar/{g}" for g in MINATAR_GAMES})
+    ids[f"{NAMESPACE}/Identity-v0"] = "Identity-v0"
+    ids.update({f"{NAMESPACE}/{c}": c for c in CLASSIC_CONTROL_IDS})
+    return ids
+
+
+def make_registered(env_id: str, **kwargs: Any) -> gym.Env:
+    """Entry point of the registered ids: ``make_env(env_id, **kwargs)``."""
+    return make_env(env_id, **kwargs)
+
+
+def _register_all() -> None:
+    for gym_id, env_id in registered_ids().items():
+        if gym_id not in gym.registry:
+            gym.register(gym_id, entry_point="adaptlearn.rl.envs:make_registered",
+                         kwargs={"env_id": env_id})
+
+
+_register_all()

@@ -4,6 +4,11 @@ Architectures (Stooke & Abbeel 2018 / rlpyt ``atari_cnn_specs``): ``"nature"`` (
 2015: 32@8x8/4, 64@4x4/2, 64@3x3/1, FC 512), ``"small"`` (16@8x8/4, 32@4x4/2, FC 256; the
 paper's policy-gradient net), ``"minatar"`` (16@3x3/1, FC 128; Young & Tian 2019) and ``"mlp"``
 (two tanh layers of 64, classic control).
+
+:class:`ActorCritic` shares one torso between policy and value for image observations (the
+paper's and rlpyt's Atari nets) and, by default for vector observations (``arch="mlp"``), uses
+separate actor and critic networks, as Stable-Baselines3's ``MlpPolicy`` and CleanRL do: a shared
+tanh MLP lets the value loss pull the policy's features and stalls on CartPole.
 """
 
 from __future__ import annotations
@@ -15,9 +20,25 @@ from torch import nn
 
 from adaptlearn.core import check_choice, check_int
 
-__all__ = ["ARCHS", "ActorCritic", "QNetwork", "make_torso"]
+__all__ = ["ARCHS", "ActorCritic", "QNetwork", "make_torso", "resolve_device"]
 
 ARCHS = ("mlp", "nature", "small", "minatar")
+
+
+def resolve_device(device: torch.device | str | None, module: nn.Module | None = None
+                   ) -> torch.device:
+    """``device`` as a ``torch.device``; ``None`` means where ``module``'s parameters live (CPU
+    for a module without parameters or no module)."""
+    if device is not None:
+        try:
+            return torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"`device` must be a torch device such as 'cpu' or 'cuda'; got "
+                             f"{device!r}") from err
+    if module is not None:
+        for p in module.parameters():
+            return p.device
+    return torch.device("cpu")
 
 
 def _init(module: nn.Module, gain: float) -> nn.Module:
@@ -77,45 +98,61 @@ class _Scaled(nn.Module):
 
 
 class ActorCritic(_Scaled):
-    """Shared torso with a categorical policy head and a value head.
+    """Categorical policy head and value head over one shared torso, or separate networks.
 
     Args:
         obs_shape: observation shape.
         n_actions: size of the discrete action set.
         arch: one of :data:`ARCHS`.
         hidden: width of the MLP torso.
+        shared_torso: one torso for policy and value (``True``) or an actor and a critic
+            network of the same architecture (``False``). ``None``: shared for image torsos
+            (``nature``, ``small``, ``minatar``), separate for ``mlp`` (SB3 / CleanRL default).
+        device: where the parameters live.
 
     ``forward(obs[N, *obs_shape]) -> (logits[N, n_actions], value[N])``.
     """
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, arch: str = "mlp",
-                 hidden: int = 64) -> None:
+                 hidden: int = 64, shared_torso: bool | None = None,
+                 device: torch.device | str | None = None) -> None:
         super().__init__(obs_shape, arch, hidden)
         self.n_actions = check_int("n_actions", n_actions, 1, owner="ActorCritic")
+        self.shared_torso = arch != "mlp" if shared_torso is None else bool(shared_torso)
+        self.critic_torso = None if self.shared_torso else make_torso(self.obs_shape, arch,
+                                                                      hidden)[0]
         self.pi = _init(nn.Linear(self.feature_dim, n_actions), 0.01)
         self.v = _init(nn.Linear(self.feature_dim, 1), 1.0)
+        self.to(resolve_device(device))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(obs)
-        return self.pi(h), self.v(h).squeeze(-1)
+        x = obs.float() * self.obs_scale
+        h = self.torso(x)
+        h_v = h if self.critic_torso is None else self.critic_torso(x)
+        return self.pi(h), self.v(h_v).squeeze(-1)
 
     def extra_repr(self) -> str:
-        return f"obs_shape={self.obs_shape}, n_actions={self.n_actions}, arch={self.arch!r}"
+        return (f"obs_shape={self.obs_shape}, n_actions={self.n_actions}, arch={self.arch!r}, "
+                f"shared_torso={self.shared_torso}")
 
 
 class QNetwork(_Scaled):
     """Action values; ``dueling=True`` splits V and A (Wang et al. 2016): Q = V + A - mean(A).
 
+    ``device``: where the parameters live.
+
     ``forward(obs[N, *obs_shape]) -> q[N, n_actions]``.
     """
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, arch: str = "mlp",
-                 hidden: int = 64, dueling: bool = False) -> None:
+                 hidden: int = 64, dueling: bool = False,
+                 device: torch.device | str | None = None) -> None:
         super().__init__(obs_shape, arch, hidden)
         self.n_actions = check_int("n_actions", n_actions, 1, owner="QNetwork")
         self.dueling = bool(dueling)
         self.head = _init(nn.Linear(self.feature_dim, n_actions), 1.0)
         self.value_head = _init(nn.Linear(self.feature_dim, 1), 1.0) if dueling else None
+        self.to(resolve_device(device))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         h = self.features(obs)

@@ -28,6 +28,7 @@ longer than ``timeout_s`` raises :class:`SamplerTimeoutError`. Nothing hangs sil
 from __future__ import annotations
 
 import contextlib
+import inspect
 import multiprocessing as mp
 import os
 import time
@@ -68,11 +69,24 @@ class SamplerTimeoutError(RuntimeError):
 
 
 class StepAgent(Protocol):
-    """What a sampler needs from an agent: one batched action selection."""
+    """What a sampler needs from an agent: one batched action selection.
+
+    An agent whose ``step`` also takes an ``env_ids`` argument is told which envs (``int64[b]``
+    indices into ``0..n_envs-1``) the observations come from, so it can draw each env's
+    exploration noise from that env's own stream (:class:`adaptlearn.rl.agents.EnvNoise`): then
+    trajectories are identical on every sampler, however the envs are grouped per call.
+    """
 
     def step(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``obs[b, *obs_shape]`` -> ``(action[b, *act_shape], {name: tensor[b, ...]})``."""
         ...
+
+
+def _takes_env_ids(agent: Any) -> bool:
+    try:
+        return "env_ids" in inspect.signature(agent.step).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass
@@ -124,6 +138,18 @@ class Samples:
         nxt = torch.cat([self.obs[1:], self.last_obs.unsqueeze(0)], dim=0)
         done = self.done.view(*self.done.shape, *([1] * (nxt.dim() - 2)))
         return torch.where(done, self.final_obs, nxt)
+
+    def to(self, device: torch.device | str) -> Samples:
+        """The batch on ``device`` (``self`` when it is already there)."""
+        device = torch.device(device)
+        if self.obs.device == device:
+            return self
+        return Samples(
+            self.obs.to(device), self.action.to(device), self.reward.to(device),
+            self.terminated.to(device), self.truncated.to(device), self.final_obs.to(device),
+            self.last_obs.to(device), {k: v.to(device) for k, v in self.agent_info.items()},
+            self.episodes,
+        )
 
     def clone(self) -> Samples:
         """A copy that owns its memory."""
@@ -249,6 +275,7 @@ class Sampler:
         self._decor = [int(x) for x in rng.integers(0, decorrelation_steps + 1, size=n_envs)]
         self._bufs: dict[str, np.ndarray] = {}
         self._info: dict[str, torch.Tensor] = {}
+        self._agent_takes_ids: dict[type, bool] = {}
         self._started = False
         self._closed = False
         self.observation_space: gym.Space | None = None
@@ -283,6 +310,10 @@ class Sampler:
         """Stop workers and close envs (idempotent)."""
         self._closed = True
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live worker processes (none for in-process samplers)."""
+        return []
+
     def _probe_spaces(self) -> dict[str, Any]:
         env = self.env_fn()
         self.observation_space, self.action_space = env.observation_space, env.action_space
@@ -302,9 +333,13 @@ class Sampler:
         """The master's half of a step: one batched forward pass over envs ``sl`` at time ``t``."""
         obs = torch.from_numpy(self._bufs["obs"][t, sl])
         with torch.inference_mode():
-            action, info = agent.step(obs)
+            if self._agent_takes_ids.setdefault(type(agent), _takes_env_ids(agent)):
+                action, info = agent.step(obs, env_ids=torch.arange(sl.start, sl.stop))
+            else:
+                action, info = agent.step(obs)
         self._bufs["action"][t, sl] = action.cpu().numpy()
         for k, v in info.items():
+            v = v.cpu()
             buf = self._info.get(k)
             if buf is None:
                 buf = torch.zeros((self.horizon, self.n_envs, *v.shape[1:]), dtype=v.dtype)
@@ -444,6 +479,10 @@ class ParallelSampler(Sampler):
 
     def _extra_repr(self) -> str:
         return f", n_workers={self.n_workers}, start_method={self.start_method!r}"
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes (empty before start and after close)."""
+        return [p.pid for p in self._procs if p.pid is not None]
 
     def _start(self, specs: dict[str, Any]) -> dict[str, np.ndarray]:
         ctx = mp.get_context(self.start_method)
@@ -655,6 +694,14 @@ class RaySampler(Sampler):
         """Process ids of the actors (for tests and monitoring)."""
         return list(self._get([a.pid.remote() for a in self._actors]))
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the actors (local Ray instance only: remote pids are not ours)."""
+        if not self._actors or self.address is not None:
+            return []
+        if not hasattr(self, "_pids"):
+            self._pids = self.actor_pids()
+        return self._pids
+
     def _sample_loop(self, agent: StepAgent) -> None:
         everything = slice(0, self.n_envs)
         for t in range(self.horizon):
@@ -676,6 +723,7 @@ class RaySampler(Sampler):
                 with contextlib.suppress(Exception):
                     ray.kill(a)
             self._actors = []
+            self.__dict__.pop("_pids", None)
             if self._started_ray and ray.is_initialized():
                 ray.shutdown()
             self._started_ray = False

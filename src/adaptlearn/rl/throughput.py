@@ -10,9 +10,7 @@ the process plus its worker processes, which is robust to other tenants on a sha
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,28 +19,12 @@ import torch
 from adaptlearn.rl.agents import CategoricalPgAgent
 from adaptlearn.rl.envs import EnvFactory
 from adaptlearn.rl.models import ActorCritic
+from adaptlearn.rl.runner import process_cpu_seconds
 from adaptlearn.rl.samplers import make_sampler
 
 __all__ = ["BACKENDS", "measure_throughput", "process_cpu_seconds"]
 
 BACKENDS = ("serial", "parallel", "alternating", "ray", "gym_sync", "gym_async", "ale_vector")
-
-
-def process_cpu_seconds(pids: Sequence[int] = ()) -> float:
-    """CPU seconds of this process (all threads) plus the *running* processes ``pids``.
-
-    Reads ``/proc/<pid>/stat`` (Linux); other platforms count this process only.
-    """
-    total = time.process_time()
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
 
 
 def _policy(obs_shape: tuple[int, ...], n_actions: int, arch: str, seed: int) -> Any:
@@ -84,9 +66,7 @@ def measure_throughput(backend: str, env_id: str = "ALE/Pong-v5", n_envs: int = 
             kwargs["n_workers"] = n_workers
         sampler = make_sampler(backend, env_fn, n_envs, horizon, **kwargs)
         sampler.initialize()
-        pids = [p.pid for p in getattr(sampler, "_procs", [])]
-        if backend == "ray":
-            pids = sampler.actor_pids()
+        pids = sampler.worker_pids()
 
         def run_batch() -> int:
             sampler.obtain_samples(agent)
