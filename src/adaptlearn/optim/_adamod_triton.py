@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - exercised on machines without Triton
     triton = None
     tl = None
 
-__all__ = ["triton_adamod_available", "adamod_triton_update"]
+__all__ = ["adamod_triton_update", "triton_adamod_available"]
 
 #: Elements per program. 2048 float32 at 8 warps: each thread issues two 16-byte loads per
 #: tensor, five tensors in flight, which keeps HBM busy on Hopper without spilling registers.
@@ -59,10 +59,8 @@ def triton_adamod_available(tensors: Sequence[Tensor]) -> bool:
     float32/float16/bfloat16, not complex."""
     if triton is None or not tensors:
         return False
-    return all(
-        t.is_cuda and t.is_contiguous() and t.dtype in (torch.float32, torch.float16, torch.bfloat16)
-        for t in tensors
-    )
+    dtypes = (torch.float32, torch.float16, torch.bfloat16)
+    return all(t.is_cuda and t.is_contiguous() and t.dtype in dtypes for t in tensors)
 
 
 if triton is not None:
