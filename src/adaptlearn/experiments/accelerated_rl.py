@@ -449,11 +449,14 @@ def _throughput(cfg: AcceleratedRLConfig, ctx: RunContext) -> list[dict[str, Any
     return rows
 
 
-def _free_cores(sample_s: float = 1.0) -> float:
-    """Idle CPUs now: the idle share of all CPUs over ``sample_s`` seconds (``/proc/stat``).
+def _free_cores(sample_s: float = 1.0, samples: int = 3) -> float:
+    """Idle CPUs now: the largest idle share of all CPUs over ``samples`` windows of
+    ``sample_s`` seconds (``/proc/stat``), times the CPU count.
 
     Not the 1-minute load average, which still counts the work of the experiment that ran just
-    before (in ``make run``) after it has finished. ``nan`` where ``/proc/stat`` is missing.
+    before (in ``make run``) after it has finished; the best of a few windows so that a process
+    that is just exiting (seen once: 1.1 of 2 cores free in the first second of ``make run``)
+    does not count as load, while load that lasts still does. ``nan`` without ``/proc/stat``.
     """
     import time
 
@@ -462,14 +465,16 @@ def _free_cores(sample_s: float = 1.0) -> float:
             fields = [float(x) for x in f.readline().split()[1:]]
         return fields[3] + fields[4], sum(fields)  # idle + iowait, total
 
+    shares = []
     try:
-        idle0, total0 = snapshot()
-        time.sleep(sample_s)
-        idle1, total1 = snapshot()
+        for _ in range(samples):
+            idle0, total0 = snapshot()
+            time.sleep(sample_s)
+            idle1, total1 = snapshot()
+            shares.append((idle1 - idle0) / max(total1 - total0, 1e-9))
     except (OSError, ValueError, IndexError):
         return math.nan
-    share = (idle1 - idle0) / max(total1 - total0, 1e-9)
-    return share * float(os.cpu_count() or 1)
+    return max(shares) * float(os.cpu_count() or 1)
 
 
 # --- the declared claim and its verdict -------------------------------------------------------
