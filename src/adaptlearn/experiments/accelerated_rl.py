@@ -567,7 +567,7 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, return_margin: float = 50.0,
         pre.append(Precondition(
             f"the machine has >= {MIN_FREE_CORES:g} free cores for parallel simulation",
             ok=math.isfinite(free_cores) and free_cores >= MIN_FREE_CORES,
-            detail=f"{free_cores:.1f} free (idle share of all CPUs over 1 s before the cells)",
+            detail=f"{free_cores:.1f} free (best idle share of three 1-s windows before the cells)",
             reason="underpowered"))
     algos = sorted({r["algo"] for r in rows if "algo" in r and "seed" in r})
     for a in algos:
