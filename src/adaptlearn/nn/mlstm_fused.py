@@ -24,6 +24,11 @@ preallocated buffers only what the backward needs, and the backward loop is writ
 * MLSTM, ``filter="exact"``: the ``(K, B, H)`` weight table of ``d_t`` each step (reference
   semantics; slower).
 
+* On CUDA each loop (forward, backward) is captured once per input signature in a CUDA graph and
+  replayed (:func:`set_cuda_graphs`), and MLSTM-F / the polynomial-filter MLSTM run each step's
+  element-wise chain as one Triton kernel (:mod:`adaptlearn.nn._mlstm_triton`); a failure to
+  build or capture falls back to the torch ops with a warning.
+
 Double backward is not supported. Tests check outputs and every gradient against the per-step
 autograd path and the per-lag reference loop.
 
