@@ -579,9 +579,7 @@ def test_works_inside_a_torch_compiled_training_step():
 
 
 def test_default_path_never_compiles_and_takes_the_foreach_path(monkeypatch):
-    """Compilation is opt-in: the default first step of a 2**20-parameter model is quick."""
-    import time
-
+    """Compilation is opt-in: the default first step of a 2**20-parameter model compiles nothing."""
     def no_compile():
         raise AssertionError("the default path must not compile")
 
@@ -589,9 +587,8 @@ def test_default_path_never_compiles_and_takes_the_foreach_path(monkeypatch):
     big = torch.nn.Linear(1024, 1024)  # 1,049,600 elements >= 2**20
     opt = AdaMod(big.parameters())
     big(torch.randn(2, 1024)).sum().backward()
-    start = time.perf_counter()
-    opt.step()
-    assert time.perf_counter() - start < 1.0
+    opt.step()  # would raise through no_compile if the default path compiled
+    assert opt.state[big.weight]["step"] == 1
     params = list(big.parameters())
     assert adamod_mod._select_impl(params, foreach=None, fused=None) is (
         adamod_mod._multi_tensor_adamod)
