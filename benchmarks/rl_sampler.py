@@ -3,13 +3,17 @@
 The loop is the same for every backend: observe N envs -> one batched forward pass of a
 randomly initialised Nature-CNN policy (1 torch thread) -> step. Same Atari preprocessing for
 all (ale-py's vector env configured to match). ``inference_only`` times the batched forward pass
-alone on a fixed batch: the rate if stepping cost nothing. Cells are interleaved over
-``--repeats`` rounds and medians are reported, with steps per CPU-second (process + worker
-processes) beside wall steps per second, because the machine is shared (load average printed).
+alone on a fixed batch: the rate if stepping cost nothing; ``inference_half`` the same at
+B/2, the alternating sampler's ceiling (it runs two half-batch passes per step). Cells are
+interleaved over ``--repeats`` rounds and medians are reported, with steps per CPU-second
+(process + worker processes) beside wall steps per second, because the machine is shared
+(load average printed).
 
 Targets (issue #23): alternating >= 0.9x the inference-only limit and >= 1.0x ale-py's vector
 env in wall steps/s, and >= 0.95x ale-py's vector env per CPU-second; the ratios of the best of
-our samplers against the best anchor (gymnasium Sync/Async, ale-py) are printed beside them.
+our samplers against the best anchor (gymnasium Sync/Async, ale-py) are printed beside them,
+and what the design and the machine's cores allow: each sampler's ceiling (the inference
+limit, or the half-batch limit for alternating) capped by cores / CPU-seconds per step.
 
     .venv/bin/python benchmarks/rl_sampler.py [--n-envs 8] [--seconds 5] [--repeats 3]
 """
@@ -39,14 +43,19 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="also time the Ray sampler")
     args = parser.parse_args()
     pin_threads(1)
-    backends = list(OURS) + (["ray"] if args.ray else []) + list(ANCHORS) + ["inference_only"]
+    if args.n_envs % 2:
+        parser.error(f"--n-envs must be even (the alternating sampler's two groups); "
+                     f"got {args.n_envs}")
+    backends = (list(OURS) + (["ray"] if args.ray else []) + list(ANCHORS)
+                + ["inference_only", "inference_half"])
     runs: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
     load0 = os.getloadavg()[0]
     for rep in range(args.repeats):
         shift = rep % len(backends)  # rotate the order so load drifts hit every cell alike
         for b in backends[shift:] + backends[:shift]:
-            if b == "inference_only":
-                r = measure_probe(b, args.env, args.n_envs, seconds=args.seconds,
+            if b.startswith("inference_"):  # the batched forward alone, at B and at B/2
+                n = args.n_envs if b == "inference_only" else args.n_envs // 2
+                r = measure_probe("inference_only", args.env, n, seconds=args.seconds,
                                   warmup_s=args.warmup)
             else:
                 r = measure_throughput(b, args.env, args.n_envs, seconds=args.seconds,
@@ -82,6 +91,22 @@ def main() -> None:
           f"{ratio(best_ours, best_anchor, 'steps_per_cpu_s'):.2f}x")
     print(f"parallel / serial wall {ratio('parallel', 'serial', 'steps_per_s'):.2f}x, "
           f"alternating / serial wall {ratio('alternating', 'serial', 'steps_per_s'):.2f}x")
+
+    # What the design and the cores allow. The alternating master runs two forward passes of
+    # B/2 per step, so even with stepping fully hidden its rate is the half-batch inference
+    # rate; and a loop that needs c CPU-seconds per step cannot run faster than cores / c.
+    cores = os.cpu_count() or 1
+    half = med["inference_half"]["steps_per_s"]
+    print(f"\nwhat the design and {cores} cores allow (wall steps/s):")
+    print(f"  alternating's ceiling (two forward passes of B/2 per step): {half:.0f} "
+          f"= {half / limit:.2f}x the inference-only limit")
+    for b in OURS:
+        usable = min(cores, 1 if b == "serial" else 1 + args.workers)  # processes that can run
+        by_cpu = usable * med[b]["steps_per_cpu_s"]
+        ceiling = min(by_cpu, half if b == "alternating" else limit)
+        print(f"  {b}: min(ceiling, {usable} core(s) x {med[b]['steps_per_cpu_s']:.0f} "
+              f"steps/CPU-s = {by_cpu:.0f}) = {ceiling:.0f}; measured "
+              f"{med[b]['steps_per_s']:.0f} = {med[b]['steps_per_s'] / ceiling:.2f}x of it")
 
 
 if __name__ == "__main__":

@@ -243,7 +243,8 @@ def make_env(
         check_int("noop_max", noop_max, 0, owner="make_env")
         env = gym.make(
             rom_id, frameskip=1, repeat_action_probability=sticky_action_prob or 0.0,
-            full_action_space=False,
+            full_action_space=False, obs_type="grayscale",  # AtariPreprocessing reads the
+            # screen from ale itself; a grey base env skips an unused RGB copy on every frame
             max_num_frames_per_episode=4 * (max_episode_steps or 27_000),
         )
         if env.unwrapped.get_action_meanings()[0] != "NOOP":
