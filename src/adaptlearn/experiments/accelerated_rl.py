@@ -61,8 +61,8 @@ MECHANISM_MARGIN = 1.1
 #: C++ vector env) in the same repeat: non-inferior within 10% (one cell's noise is ~5%).
 ANCHOR_MARGIN = 0.9
 #: C1 resources: parallel simulation can only pay with idle cores for the workers beside the
-#: master's inference; fewer free cores (cpu_count minus the 1-min load average measured before
-#: the throughput cells) -> C1 is underpowered on this machine, not refuted.
+#: master's inference; fewer free cores (the best idle share of all CPUs over three 1-s windows
+#: before the throughput cells, :func:`_free_cores`) -> C1 is underpowered here, not refuted.
 MIN_FREE_CORES = 1.5
 #: C2 compute margin: the large batch costs >= 1.2x less CPU per 1k env steps.
 COMPUTE_MARGIN = 1.2
@@ -70,9 +70,9 @@ COMPUTE_MARGIN = 1.2
 #: after a few hundred updates is judged before it converged (spec 6.3: the B=128 A2C arm still
 #: climbs at 300k MinAtar steps, ~470 updates), so a deficit would reflect the budget, not the
 #: batch size. ``full`` runs 700k MinAtar steps (A2C B=128: 1,094 updates; PPO 2,736) and 300k
-#: for DQN (minibatch 256 at replay ratio 8: 9,300 updates); ``quick`` reaches it for DQN
-#: only (34k CartPole steps: 1,047 updates of 256); A2C 125 and PPO 320 large-batch optimiser
-#: steps at 40k CartPole steps: those clauses say underpowered (arithmetic in the card).
+#: for DQN (minibatch 256 at replay ratio 8: 9,300 updates); ``quick`` reaches it on CartPole
+#: for every algorithm: A2C 330k steps (1,032 updates at B=64), PPO 130k (1,024 optimiser
+#: steps), DQN 34k (1,047 updates of 256); arithmetic in the card.
 MIN_UPDATES = 1000
 
 
@@ -102,8 +102,12 @@ class AcceleratedRLConfig:
     """Env of the learning part (classic control, ``MinAtar/<game>`` or Atari)."""
     learn_algos: tuple[str, ...] = ("a2c", "ppo", "dqn")
     """Algorithms of the learning part."""
-    learn_steps: int = 40_000
-    """Env steps per A2C / PPO learning trial."""
+    a2c_steps: int = 330_000
+    """Env steps per A2C learning trial (quick: the large batch, B=64 x T=5, then makes 1,032
+    updates, just above ``MIN_UPDATES``)."""
+    ppo_steps: int = 130_000
+    """Env steps per PPO learning trial (quick: the large batch, B=64 x T=32, then makes 64
+    updates x 16 minibatch steps = 1,024 optimiser steps)."""
     dqn_steps: int = 34_000
     """Env steps per DQN learning trial (quick: the large minibatch of 256 then makes
     8 x 33.5k / 256 = 1,047 updates, just above ``MIN_UPDATES``)."""
@@ -180,7 +184,8 @@ class AcceleratedRLConfig:
                              f"({self.throughput_workers}); got {self.throughput_n_envs}")
         for a in self.learn_algos:
             check_choice("learn_algos", a, ("a2c", "ppo", "dqn"), owner=owner)
-        check_int("learn_steps", self.learn_steps, 1, owner=owner)
+        check_int("a2c_steps", self.a2c_steps, 1, owner=owner)
+        check_int("ppo_steps", self.ppo_steps, 1, owner=owner)
         check_int("dqn_steps", self.dqn_steps, 1, owner=owner)
         check_range("dqn_lr", self.dqn_lr, 0.0, 1.0, low_inclusive=False, owner=owner)
         check_int("dqn_batch", self.dqn_batch, 1, owner=owner)
@@ -252,7 +257,7 @@ def _arch(env_id: str) -> str:
 
 
 def learn_trial(trial: Trial, cfg: AcceleratedRLConfig, tctx: TrialContext) -> dict[str, Any]:
-    """Train one arm (algorithm, batch size, lr) for ``learn_steps`` env steps."""
+    """Train one arm (algorithm, batch size, lr) for its algorithm's env-step budget."""
     import numpy as np
     import torch
 
@@ -276,7 +281,7 @@ def learn_trial(trial: Trial, cfg: AcceleratedRLConfig, tctx: TrialContext) -> d
     probe.close()
     torch.manual_seed(trial.seed)
     arch = _arch(cfg.learn_env)
-    steps_total = cfg.dqn_steps if arm["algo"] == "dqn" else cfg.learn_steps
+    steps_total = {"a2c": cfg.a2c_steps, "ppo": cfg.ppo_steps, "dqn": cfg.dqn_steps}[arm["algo"]]
     if arm["algo"] == "dqn":
         agent: Any = EpsilonGreedyAgent(QNetwork(obs_shape, n_actions, arch=arch),
                                         seed=trial.seed, device=tctx.device)
@@ -654,8 +659,9 @@ def _throughput_section(cfg: AcceleratedRLConfig, rows: Sequence[Mapping[str, An
         if parts:
             notes.append(f"N={n} (medians): " + "; ".join(parts))
     text = ("\n".join(lines) + f"\n\n{os.cpu_count()} CPUs, {free_cores:.1f} free before the "
-            "cells (cpu_count - 1-min load average). Parallel and alternating samplers need "
-            "free cores beside the master's inference to gain wall-clock speed; with fewer "
+            "cells (the best idle share of all CPUs over three 1-s windows). Parallel and "
+            "alternating samplers need free cores beside the master's inference to gain "
+            "wall-clock speed; with fewer "
             f"than {MIN_FREE_CORES:g} free cores C1 is judged underpowered. Report-only ratios "
             "(not judged): " + " | ".join(notes))
     return text, med
@@ -675,14 +681,15 @@ def _throughput_section(cfg: AcceleratedRLConfig, rows: Sequence[Mapping[str, An
                                          "inference_only"),
                  "throughput_n_envs": (2,), "throughput_seconds": 0.3,
                  "throughput_warmup_s": 0.1, "throughput_repeats": 1,
-                 "learn_algos": ("a2c", "dqn"), "learn_steps": 1_000, "dqn_steps": 600,
+                 "learn_algos": ("a2c", "dqn"), "a2c_steps": 1_000, "dqn_steps": 600,
                  "dqn_batch": 16, "dqn_learn_start": 200,
                  "base_envs": 4, "batch_multiplier": 2, "lr_rules": ("linear",),
                  "n_seeds": 1},
         "full": {"throughput_backends": _BACKENDS, "throughput_n_envs": (4, 8, 16),
                  "throughput_seconds": 10.0, "throughput_warmup_s": 1.0,
                  "throughput_repeats": 5, "learn_env": "MinAtar/breakout",
-                 "learn_steps": 700_000, "base_envs": 16, "a2c_lr": 1e-3, "ppo_lr": 5e-4,
+                 "a2c_steps": 700_000, "ppo_steps": 700_000, "base_envs": 16, "a2c_lr": 1e-3,
+                 "ppo_lr": 5e-4,
                  "dqn_steps": 300_000, "dqn_lr": 2.5e-4, "dqn_learn_start": 5_000,
                  "dqn_target_steps": 4_000, "dqn_eps_steps": 100_000,
                  "return_margin": 1.0, "n_seeds": 5, "n_validation_seeds": 2,
@@ -766,8 +773,9 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
         f"life, reward clip; our samplers T=16, {cfg.throughput_workers} workers; "
         f"{cfg.throughput_seconds:g} s per cell after {cfg.throughput_warmup_s:g} s warm-up, "
         f"{cfg.throughput_repeats} interleaved repeats. Learning: "
-        f"{cfg.learn_env}, {cfg.learn_steps} env steps, sampler {cfg.learn_sampler}, "
-        f"A2C T={cfg.a2c_horizon} Adam lr0={cfg.a2c_lr:g}; PPO T={cfg.ppo_horizon} 4 epochs x "
+        f"{cfg.learn_env}, sampler {cfg.learn_sampler}, A2C {cfg.a2c_steps} env steps "
+        f"T={cfg.a2c_horizon} Adam lr0={cfg.a2c_lr:g}; PPO {cfg.ppo_steps} env steps "
+        f"T={cfg.ppo_horizon} 4 epochs x "
         f"4 minibatches, clip 0.2, Adam lr0={cfg.ppo_lr:g}; DQN (double, Huber, Adam eps "
         f"0.01/minibatch) {cfg.dqn_envs} envs x T=4, minibatch {cfg.dqn_batch} -> "
         f"{cfg.dqn_batch * cfg.batch_multiplier} at replay ratio {cfg.dqn_replay_ratio:g}, "
