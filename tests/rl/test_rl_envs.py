@@ -30,6 +30,35 @@ def test_pong_preprocessing_shapes_and_clipped_rewards() -> None:
     env.close()
 
 
+def test_grey_base_env_gives_the_frames_of_gymnasiums_rgb_stack() -> None:
+    """make_env renders grey frames for speed; observations must equal the RGB-based stack."""
+    import ale_py
+    import gymnasium as gym
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    gym.register_envs(ale_py)
+    ref = gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0,
+                   full_action_space=False)
+    assert ref.unwrapped._obs_type == "rgb"
+    ref = FrameStackObservation(AtariPreprocessing(ref, noop_max=30, frame_skip=4), 4)
+    ours = make_env("ALE/Breakout-v5", episodic_life=False, clip_rewards=False)
+    assert ours.unwrapped._obs_type == "grayscale"
+    obs_a, _ = ref.reset(seed=3)
+    obs_b, _ = ours.reset(seed=3)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(1000):
+        action = int(rng.integers(4))
+        a, b = ref.step(action), ours.step(action)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:4] == b[1:4]
+        if a[2] or a[3]:
+            ends += 1
+            np.testing.assert_array_equal(ref.reset()[0], ours.reset()[0])
+    assert ends >= 1  # resets were compared too
+
+
 def test_noframeskip_v4_style_id_maps_to_the_same_game() -> None:
     env = make_env("PongNoFrameskip-v4", frame_stack=2, screen_size=64)
     assert env.observation_space.shape == (2, 64, 64)
