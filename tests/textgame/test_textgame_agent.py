@@ -22,21 +22,6 @@ def _agent(env, mode="ae-dqn", **kw):
     return AEDQNAgent(len(env.vocab), env.obs_len, env.n_actions, cfg, seed=0)
 
 
-def _fill(env, agent, steps, seed=0):
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    oid = agent.table.add(obs, info["admissible_mask"])
-    for _ in range(steps):
-        a = int(rng.integers(env.n_actions))
-        obs, r, term, trunc, info = env.step(a)
-        nid = agent.table.add(obs, info["admissible_mask"])
-        agent.observe(oid, a, r, nid, term, info["elimination"])
-        oid = nid
-        if term or trunc:
-            obs, info = env.reset()
-            oid = agent.table.add(obs, info["admissible_mask"])
-
-
 def _eliminate(agent, actions):
     """Make the bandit certain that ``actions`` are invalid in every state."""
     agent.bandit.theta[actions] = 0.0
@@ -44,10 +29,10 @@ def _eliminate(agent, actions):
     agent._reset_cache()
 
 
-def test_eliminated_actions_never_appear_in_the_target_max():
+def test_eliminated_actions_never_appear_in_the_target_max(fill):
     env = _env()
     agent = _agent(env)
-    _fill(env, agent, 200)
+    fill(env, agent, 200)
     batch = agent.replay.batch(np.arange(64))
     with torch.no_grad():
         q_next = agent.q_target(agent.table.tokens[batch["next_obs"]])
@@ -65,10 +50,10 @@ def test_eliminated_actions_never_appear_in_the_target_max():
     assert (targets[live] < plain[live]).all()  # the test can fail: the max really moved
 
 
-def test_plain_dqn_target_uses_every_action():
+def test_plain_dqn_target_uses_every_action(fill):
     env = _env()
     agent = _agent(env, mode="dqn")
-    _fill(env, agent, 100)
+    fill(env, agent, 100)
     batch = agent.replay.batch(np.arange(32))
     with torch.no_grad():
         best = agent.q_target(agent.table.tokens[batch["next_obs"]]).max(dim=1).values
@@ -78,10 +63,10 @@ def test_plain_dqn_target_uses_every_action():
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 1.0])
-def test_acting_never_picks_an_eliminated_action(epsilon):
+def test_acting_never_picks_an_eliminated_action(epsilon, fill):
     env = _env()
     agent = _agent(env)
-    _fill(env, agent, 100)
+    fill(env, agent, 100)
     banned = torch.arange(0, env.n_actions, 2)  # half of all commands, incl. greedy favourites
     _eliminate(agent, banned)
     ids = np.arange(len(agent.table))
@@ -91,10 +76,10 @@ def test_acting_never_picks_an_eliminated_action(epsilon):
         assert len(picks) > 10  # exploration is uniform over the (non-empty) admissible set
 
 
-def test_empty_admissible_set_falls_back_to_lowest_bound():
+def test_empty_admissible_set_falls_back_to_lowest_bound(fill):
     env = _env()
     agent = _agent(env)
-    _fill(env, agent, 20)
+    fill(env, agent, 20)
     _eliminate(agent, torch.arange(env.n_actions))
     agent.bandit.theta[7, -1] = 4.0  # "inventory": the least-certainly-invalid one
     agent._reset_cache()
@@ -111,10 +96,10 @@ def test_masked_dqn_acts_inside_the_true_admissible_set():
     assert picks <= set(np.flatnonzero(info["admissible_mask"]).tolist())
 
 
-def test_state_dict_round_trip_continues_identically():
+def test_state_dict_round_trip_continues_identically(fill):
     env = _env()
     agent = _agent(env, refresh_every=60, train_every=2)
-    _fill(env, agent, 130)
+    fill(env, agent, 130)
     agent.refresh()
     state = agent.state_dict()
     clone = _agent(env, refresh_every=60, train_every=2)
@@ -126,10 +111,10 @@ def test_state_dict_round_trip_continues_identically():
     assert "ae-dqn" in repr(agent)
 
 
-def test_refresh_writes_the_bandit_solution_into_the_aen_head():
+def test_refresh_writes_the_bandit_solution_into_the_aen_head(fill):
     env = _env()
     agent = _agent(env)
-    _fill(env, agent, 150)
+    fill(env, agent, 150)
     agent.refresh()
     tokens = agent.table.tokens[: len(agent.table)]
     with torch.no_grad():
@@ -159,11 +144,11 @@ def test_tiny_learning_run_shrinks_the_admissible_set_without_losing_valid_comma
 
 
 @pytest.mark.parametrize("mode,false_elim,true_elim", [("masked-dqn", 0.0, 1.0), ("dqn", 0.0, 0.0)])
-def test_elimination_stats_against_the_true_mask(mode, false_elim, true_elim):
+def test_elimination_stats_against_the_true_mask(mode, false_elim, true_elim, fill):
     """The metrics judge A' against the env's mask: the oracle mask is perfect, DQN keeps all."""
     env = _env()
     agent = _agent(env, mode=mode)
-    _fill(env, agent, 100)
+    fill(env, agent, 100)
     stats = elimination_stats(_env(), agent)
     assert stats["false_elim_visited"] == false_elim and stats["true_elim_visited"] == true_elim
     assert stats["false_elim"] == false_elim and stats["gold_eliminated"] == 0
@@ -172,10 +157,10 @@ def test_elimination_stats_against_the_true_mask(mode, false_elim, true_elim):
         else env.n_actions)
 
 
-def test_ae_dqn_elimination_stats_count_valid_and_invalid_pairs():
+def test_ae_dqn_elimination_stats_count_valid_and_invalid_pairs(fill):
     env = _env()
     agent = _agent(env)
-    _fill(env, agent, 60)
+    fill(env, agent, 60)
     _eliminate(agent, torch.arange(8, env.n_actions))  # everything but the 8 base commands
     stats = elimination_stats(_env(), agent)
     masks = agent.table.masks[: len(agent.table)]

@@ -25,21 +25,6 @@ def _env():
     return TextQuestEnv("egg", n_verbs=6, n_nouns=14, max_steps=30)
 
 
-def _fill(env, agent, steps, seed=0):
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    oid = agent.table.add(obs, info["admissible_mask"])
-    for _ in range(steps):
-        a = int(rng.integers(env.n_actions))
-        obs, r, term, trunc, info = env.step(a)
-        nid = agent.table.add(obs, info["admissible_mask"])
-        agent.observe(oid, a, r, nid, term, info["elimination"])
-        oid = nid
-        if term or trunc:
-            obs, info = env.reset()
-            oid = agent.table.add(obs, info["admissible_mask"])
-
-
 @pytest.mark.parametrize("net_cls", [QNetwork, EliminationNetwork])
 def test_networks_forward_backward_on_the_device(any_device, net_cls):
     net = net_cls(50, 7, embed_dim=8, n_filters=4, device=any_device)
@@ -66,14 +51,14 @@ def test_bandit_on_the_device_matches_the_cpu(any_device):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_one_update_of_the_agent_on_the_device(any_device, mode):
+def test_one_update_of_the_agent_on_the_device(any_device, mode, fill):
     env = _env()
     cfg = AgentConfig(mode=mode, learn_start=0, batch_size=16, train_every=1, refresh_every=1,
                       target_every=1)
     agent = AEDQNAgent(len(env.vocab), env.obs_len, env.n_actions, cfg, seed=0,
                        device=any_device)
     assert agent.device.type == any_device.type
-    _fill(env, agent, 64)
+    fill(env, agent, 64)
     before = [p.detach().clone() for p in agent.q.parameters()]
     out = agent.update()  # Q step, AEN step and (AE-DQN) a bandit refresh
     assert np.isfinite(out["td_loss"])
