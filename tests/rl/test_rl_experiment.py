@@ -13,7 +13,10 @@ from adaptlearn.experiments.accelerated_rl import (
     MIN_UPDATES,
     AcceleratedRLConfig,
     _arms,
+    arm_settings,
     choose_lrs,
+    extend_lr_grid,
+    lr_grid_edges,
     verdict,
     verdict_rows,
 )
@@ -166,11 +169,56 @@ def test_each_batch_size_chooses_its_lr_from_the_same_grid_on_validation_rows():
     assert dqn["large"]["n_envs"] == dqn["small"]["n_envs"]
 
 
+def test_a_winning_grid_edge_is_extended_beyond_and_an_interior_choice_is_not():
+    k = CFG.batch_multiplier
+    chosen = {"a2c": {"small": "a2c-B8-linear", "large": "a2c-B64-sqrt"},
+              "dqn": {"small": "dqn-mb32-none", "large": "dqn-mb256-sqrt"}}
+    assert lr_grid_edges(ARMS, chosen) == {"a2c": {"small": "top"}, "dqn": {"small": "bottom"}}
+    new = extend_lr_grid(ARMS, chosen)
+    assert set(new) == {"a2c-B8-k^1.5", "dqn-mb32-k^-0.5"}
+    assert new["a2c-B8-k^1.5"]["lr"] == pytest.approx(CFG.a2c_lr * k ** 1.5)
+    assert new["dqn-mb32-k^-0.5"]["lr"] == pytest.approx(CFG.dqn_lr / k ** 0.5)
+    for name, arm in new.items():  # a trial rebuilds the same arm from its name and the config
+        assert arm_settings(CFG, name) == arm
+        assert {kk: v for kk, v in arm.items() if kk not in ("rule", "lr_exp", "lr")} == {
+            kk: v for kk, v in ARMS[chosen[arm["algo"]][arm["size"]]].items()
+            if kk not in ("rule", "lr_exp", "lr")}
+    # validation of the new points: a tie keeps the old edge (now inside the grid); a strictly
+    # better new point wins and is itself at the edge again
+    arms = {**ARMS, **new}
+    val = [{"method": m, "seed": 1, "final_return": 1.0} for m in arms]
+    for r in val:
+        r["final_return"] = {"a2c-B8-linear": 5.0, "a2c-B8-k^1.5": 5.0, "dqn-mb32-none": 3.0,
+                             "dqn-mb32-k^-0.5": 4.0}.get(r["method"], 1.0)
+    again = choose_lrs(val, arms)
+    assert again["a2c"]["small"] == "a2c-B8-linear" and again["dqn"]["small"] == "dqn-mb32-k^-0.5"
+    edges = lr_grid_edges(arms, again)
+    assert edges.get("a2c", {}).get("small") is None and edges["dqn"]["small"] == "bottom"
+    assert set(extend_lr_grid(arms, again)) >= {"dqn-mb32-k^-1"}
+    # a one-point grid has no edge to extend
+    one = _arms(AcceleratedRLConfig(lr_rules=("sqrt",)))
+    pick = choose_lrs([{"method": m, "seed": 1, "final_return": 1.0} for m in one], one)
+    assert lr_grid_edges(one, pick) == {} and extend_lr_grid(one, pick) == {}
+    with pytest.raises(KeyError, match="no learning arm 'a2c-B9-k\\^2'"):
+        arm_settings(CFG, "a2c-B9-k^2")
+
+
+def test_an_lr_still_at_the_grid_edge_makes_c2_underpowered():
+    rows = _rows(np.random.default_rng(11), c1=PLANTED_C1, c2=PLANTED_C2)
+    assert verdict(rows, free_cores=2.0, lr_edges={}).outcome == "supported"
+    v = verdict(rows, free_cores=2.0, lr_edges={"ppo": {"small": "top"}})
+    assert (v.outcome, v.reason) == ("inconclusive", "underpowered")
+    (failed,) = [p for p in v.preconditions if not p.ok]
+    assert failed.name.startswith("ppo: each batch size's lr") and "small at the grid's top" in (
+        failed.detail)
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("throughput_backends", ("serial", "envpool"), "`throughput_backends` of Accelerated"),
     ("throughput_workers", 3, "must be even"),
     ("lr_rules", ("cubic",), "`lr_rules`"),
     ("lr_rules", (), "`lr_rules`"),
+    ("lr_grid_extensions", -1, "`lr_grid_extensions`"),
     ("learn_sampler", "ray", "`learn_sampler`"),
     ("return_margin", -1.0, "`return_margin`"),
     ("validation_seed", 1, "`validation_seed`"),
@@ -193,9 +241,15 @@ def test_tiny_preset_is_plumbing_only_end_to_end(tmp_path) -> None:
     labels = [c["name"] for c in results["verdict"]["comparisons"]]
     assert any(name.startswith("C1 batched vs per-env") for name in labels)
     assert any(name.startswith("C2 a2c: large vs small batch final return") for name in labels)
-    assert results["extra"]["lr_chosen_on_validation"] == {
-        "a2c": {"small": "a2c-B4-linear", "large": "a2c-B8-linear"},
-        "dqn": {"small": "dqn-mb16-linear", "large": "dqn-mb32-linear"}}
+    # a two-point grid always wins at an edge: each (algo, size) was extended once, the new
+    # point validated, and the choice made among all of them
+    validated = {v["method"] for v in results["extra"]["validation"]}
+    assert {m.split("-k^")[0] for m in validated if "-k^" in m} == {
+        "a2c-B4", "a2c-B8", "dqn-mb16", "dqn-mb32"}
+    chosen = results["extra"]["lr_chosen_on_validation"]
+    assert {algo: set(sizes) for algo, sizes in chosen.items()} == {
+        "a2c": {"small", "large"}, "dqn": {"small", "large"}}
+    assert {m for sizes in chosen.values() for m in sizes.values()} <= validated
     assert any(name.startswith("C2 dqn: large vs small batch final return") for name in labels)
     assert {v["seed"] for v in results["extra"]["validation"]}.isdisjoint(results["seeds"])
     assert {"figures/throughput.png", "figures/learning_a2c.png"} <= set(results["figures"])
@@ -203,7 +257,9 @@ def test_tiny_preset_is_plumbing_only_end_to_end(tmp_path) -> None:
     assert {r["backend"] for r in tp} == {"serial", "gym_sync", "gym_sync_per_env",
                                           "inference_only"}
     assert all(r["steps_per_cpu_s"] > 0 for r in tp)
-    assert results["methods"]["a2c-B4-linear"]["final_return"]["n"] == 1
+    assert results["methods"][chosen["a2c"]["small"]]["final_return"]["n"] == 1
+    assert any(name.startswith("a2c: each batch size's lr") for name in
+               (p["name"] for p in results["verdict"]["preconditions"]))
 
 
 def test_unknown_learn_env_is_refused_by_the_config(tmp_path, capsys) -> None:

@@ -16,7 +16,9 @@ our CPU-only budget:
    ``dqn_batch`` and a ``batch_multiplier`` x larger one at the paper's replay ratio (8), so the
    large minibatch makes k x fewer updates. Every batch size gets the same lr
    grid (lr0 x {1, sqrt(k), k}); each picks its lr on validation seeds that the verdict never
-   sees; the chosen arms then run on the verdict's seeds. ``quick`` uses CartPole, ``full``
+   sees. Where an edge of the grid wins, the grid grows one sqrt(k) step past it and the new
+   point is validated (up to ``lr_grid_extensions`` times); an lr still at an edge makes C2
+   underpowered. The chosen arms then run on the verdict's seeds. ``quick`` uses CartPole, ``full``
    MinAtar Breakout (offline, no ROMs).
 
 :func:`verdict` is a pure function of per-repeat / per-seed rows (see its docstring for the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +122,10 @@ class AcceleratedRLConfig:
     """The large-batch arm uses ``base_envs * batch_multiplier`` envs."""
     lr_rules: tuple[str, ...] = ("none", "sqrt", "linear")
     """The lr grid of both batch sizes: lr0 x {1, sqrt(k), k} (``adaptlearn.rl.scale_lr``)."""
+    lr_grid_extensions: int = 2
+    """Times the grid may grow by one sqrt(k) step past an edge that won on validation (an lr
+    at the grid's edge may stop short of the arm's best; each step costs one validation trial
+    per seed for that arm). An edge that still wins after these makes C2 underpowered."""
     a2c_lr: float = 2e-3
     """A2C base learning rate lr0 (Adam)."""
     a2c_horizon: int = 5
@@ -199,6 +206,7 @@ class AcceleratedRLConfig:
                      owner=owner)
         check_int("base_envs", self.base_envs, 2, owner=owner)
         check_int("batch_multiplier", self.batch_multiplier, 2, owner=owner)
+        check_int("lr_grid_extensions", self.lr_grid_extensions, 0, 8, owner=owner)
         if not self.lr_rules:
             raise ValueError(f"`lr_rules` of {owner} must name at least one rule")
         for r in self.lr_rules:
@@ -216,13 +224,18 @@ class AcceleratedRLConfig:
 
 # --- learning trials (C2) ---------------------------------------------------------------------
 
+_RULE_EXPONENT = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
+
+
 def _arms(cfg: AcceleratedRLConfig) -> dict[str, dict[str, Any]]:
     """Method name -> settings of every learning arm: algo x batch size x lr rule.
 
     The lr grid is the same for both batch sizes: ``scale_lr(lr0, B, kB, rule)`` = lr0 x {1,
-    sqrt(k), k}, so neither arm gets a grid the other lacks. A2C / PPO grow the batch with the
-    number of envs (same horizon); DQN grows its replay minibatch (32 -> 32k) at a fixed replay
-    ratio, so the large minibatch makes k x fewer updates per env step (Stooke & Abbeel 2018).
+    sqrt(k), k}, so neither arm gets a grid the other lacks (``lr_exp``: the exponent e of
+    lr = lr0 x k^e, 0 / 0.5 / 1; :func:`extend_lr_grid` adds points beyond). A2C / PPO grow the
+    batch with the number of envs (same horizon); DQN grows its replay minibatch (32 -> 32k) at
+    a fixed replay ratio, so the large minibatch makes k x fewer updates per env step (Stooke &
+    Abbeel 2018).
     """
     from adaptlearn.rl import scale_lr
 
@@ -235,7 +248,8 @@ def _arms(cfg: AcceleratedRLConfig) -> dict[str, dict[str, Any]]:
                 for rule in cfg.lr_rules:
                     arms[f"dqn-mb{mb}-{rule}"] = {
                         "algo": algo, "size": size, "n_envs": cfg.dqn_envs, "horizon": 4,
-                        "batch_size": mb, "rule": rule,
+                        "batch_size": mb, "rule": rule, "lr_exp": _RULE_EXPONENT[rule],
+                        "lr0": cfg.dqn_lr, "k": cfg.batch_multiplier,
                         "lr": scale_lr(cfg.dqn_lr, small_mb, large_mb, rule)}
             continue
         lr0 = cfg.a2c_lr if algo == "a2c" else cfg.ppo_lr
@@ -244,8 +258,66 @@ def _arms(cfg: AcceleratedRLConfig) -> dict[str, dict[str, Any]]:
             for rule in cfg.lr_rules:
                 arms[f"{algo}-B{n_envs}-{rule}"] = {
                     "algo": algo, "size": size, "n_envs": n_envs, "horizon": horizon,
-                    "rule": rule, "lr": scale_lr(lr0, cfg.base_envs, big, rule)}
+                    "rule": rule, "lr_exp": _RULE_EXPONENT[rule], "lr0": lr0,
+                    "k": cfg.batch_multiplier, "lr": scale_lr(lr0, cfg.base_envs, big, rule)}
     return arms
+
+
+def _at_exponent(arm: Mapping[str, Any], exponent: float) -> dict[str, Any]:
+    """``arm`` with lr = lr0 x k^exponent, named ``k^<exponent>``."""
+    return {**arm, "rule": f"k^{exponent:g}", "lr_exp": exponent,
+            "lr": arm["lr0"] * arm["k"] ** exponent}
+
+
+def arm_settings(cfg: AcceleratedRLConfig, name: str) -> dict[str, Any]:
+    """Settings of the arm ``name``: one of :func:`_arms` or a grid extension ``...-k^<e>``."""
+    arms = _arms(cfg)
+    if name in arms:
+        return arms[name]
+    m = re.fullmatch(r"(.+)-k\^(-?\d+(?:\.\d+)?)", name)
+    base = None if m is None else next(
+        (a for n, a in arms.items() if n.rsplit("-", 1)[0] == m.group(1)), None)
+    if m is None or base is None:
+        raise KeyError(f"no learning arm {name!r} in this config; arms: {sorted(arms)} and "
+                       "their grid extensions '<algo>-<size>-k^<exponent>'")
+    return _at_exponent(base, float(m.group(2)))
+
+
+def lr_grid_edges(arms: Mapping[str, Mapping[str, Any]],
+                  chosen: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Per algorithm and batch size, ``"top"`` / ``"bottom"`` where the chosen arm is the
+    largest / smallest lr of a grid of >= 2 points (its best lr may lie beyond the grid)."""
+    edges: dict[str, dict[str, str]] = {}
+    for algo, sizes in chosen.items():
+        for size, name in sizes.items():
+            exps = [a["lr_exp"] for a in arms.values()
+                    if a["algo"] == algo and a["size"] == size]
+            if len(exps) < 2:
+                continue
+            e = arms[name]["lr_exp"]
+            if e == max(exps):
+                edges.setdefault(algo, {})[size] = "top"
+            elif e == min(exps):
+                edges.setdefault(algo, {})[size] = "bottom"
+    return edges
+
+
+def extend_lr_grid(arms: Mapping[str, Mapping[str, Any]],
+                   chosen: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """New arms one ``sqrt(k)`` step beyond each grid edge that won on validation (pure).
+
+    ``choose_lrs`` gives ties to the earlier arm, and new arms come after the old ones, so a new
+    point is chosen only if it is strictly better than the edge it extends.
+    """
+    new: dict[str, dict[str, Any]] = {}
+    for algo, sizes in lr_grid_edges(arms, chosen).items():
+        for size, side in sizes.items():
+            edge = arms[chosen[algo][size]]
+            e = edge["lr_exp"] + (0.5 if side == "top" else -0.5)
+            size_key = (f"mb{edge['batch_size']}" if algo == "dqn" else f"B{edge['n_envs']}")
+            arm = _at_exponent(edge, e)  # beyond the named rules: k^1.5, k^-0.5, ...
+            new[f"{algo}-{size_key}-{arm['rule']}"] = arm
+    return new
 
 
 def _arch(env_id: str) -> str:
@@ -274,7 +346,7 @@ def learn_trial(trial: Trial, cfg: AcceleratedRLConfig, tctx: TrialContext) -> d
         train,
     )
 
-    arm = _arms(cfg)[trial.method]
+    arm = arm_settings(cfg, trial.method)
     env_fn = EnvFactory(cfg.learn_env)
     probe = env_fn()
     obs_shape, n_actions = tuple(probe.observation_space.shape), int(probe.action_space.n)
@@ -542,7 +614,8 @@ def _c1_comparisons(rows: Sequence[Mapping[str, Any]]) -> list[Comparison]:
 
 
 def verdict(rows: Sequence[Mapping[str, Any]], *, return_margin: float = 50.0,
-            free_cores: float | None = None, preset: str = "quick") -> Verdict:
+            free_cores: float | None = None, preset: str = "quick",
+            lr_edges: Mapping[str, Mapping[str, str]] | None = None) -> Verdict:
     """Stooke & Abbeel's claims, each on its own mechanism (pure; rows from :func:`verdict_rows`).
 
     C1 (per N, paired by repeat; ratio scale): batched inference beats one forward pass per env
@@ -563,8 +636,11 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, return_margin: float = 50.0,
     learns in every seed (final return above its first logged return, i.e. about the untrained
     policy's, by more than ``return_margin``: otherwise "within the margin" would also hold for
     a large batch that never learns), else control-failed; the large batch makes >=
-    ``MIN_UPDATES`` optimiser steps, else underpowered. Every comparison needs >= 3 pairs
-    (3 repeats / 3 seeds in ``quick``).
+    ``MIN_UPDATES`` optimiser steps, else underpowered; when ``lr_edges`` is given
+    (:func:`lr_grid_edges` after the grid's extensions), each batch size's chosen lr lies inside
+    its grid, else underpowered (the lr search stopped short of that arm's best, so its return
+    is not the batch size's). Every comparison needs >= 3 pairs (3 repeats / 3 seeds in
+    ``quick``).
     """
     comparisons = _c1_comparisons(rows)
     pre = []
@@ -599,6 +675,14 @@ def verdict(rows: Sequence[Mapping[str, Any]], *, return_margin: float = 50.0,
             ok=bool(large) and min(large) >= MIN_UPDATES,
             detail=f"{min(large):.0f} optimiser steps" if large else "not run",
             reason="underpowered"))
+        if lr_edges is not None:
+            at_edge = lr_edges.get(a, {})
+            pre.append(Precondition(
+                f"{a}: each batch size's lr, chosen on validation seeds, lies inside its grid",
+                ok=not at_edge,
+                detail=", ".join(f"{size} at the grid's {side}" for size, side in
+                                 sorted(at_edge.items())) or "both inside",
+                reason="underpowered"))
     if not comparisons:
         raise ValueError("no comparison can be built from these rows (no throughput pairs and "
                          "no learning rows)")
@@ -683,8 +767,8 @@ def _throughput_section(cfg: AcceleratedRLConfig, rows: Sequence[Mapping[str, An
                  "throughput_warmup_s": 0.1, "throughput_repeats": 1,
                  "learn_algos": ("a2c", "dqn"), "a2c_steps": 1_000, "dqn_steps": 600,
                  "dqn_batch": 16, "dqn_learn_start": 200,
-                 "base_envs": 4, "batch_multiplier": 2, "lr_rules": ("linear",),
-                 "n_seeds": 1},
+                 "base_envs": 4, "batch_multiplier": 2, "lr_rules": ("none", "linear"),
+                 "lr_grid_extensions": 1, "n_seeds": 1},
         "full": {"throughput_backends": _BACKENDS, "throughput_n_envs": (4, 8, 16),
                  "throughput_seconds": 10.0, "throughput_warmup_s": 1.0,
                  "throughput_repeats": 5, "learn_env": "MinAtar/breakout",
@@ -717,9 +801,18 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
     # run on the verdict's seeds
     arms = _arms(cfg)
     val_seeds = [ctx.seed + cfg.validation_seed + i for i in range(cfg.n_validation_seeds)]
-    val = ctx.run_trials(learn_trial, [Trial(m, s) for m in arms for s in val_seeds])
-    val_rows = [{"method": r.trial.method, "seed": r.trial.seed, **r.final} for r in val]
-    chosen = choose_lrs(val_rows, arms)
+    val_rows: list[dict[str, Any]] = []
+    pending = dict(arms)
+    for extension in range(cfg.lr_grid_extensions + 1):
+        val = ctx.run_trials(learn_trial, [Trial(m, s) for m in pending for s in val_seeds])
+        val_rows += [{"method": r.trial.method, "seed": r.trial.seed, **r.final} for r in val]
+        chosen = choose_lrs(val_rows, arms)
+        pending = extend_lr_grid(arms, chosen) if extension < cfg.lr_grid_extensions else {}
+        if not pending:
+            break
+        arms.update(pending)  # after the old arms: ties stay with them
+    edges = lr_grid_edges(arms, chosen)
+    ctx.note("lr_grid_edges", edges)
     ctx.note("lr_chosen_on_validation", chosen)
     ctx.note("validation", val_rows)
     lines = ["| arm | algo | batch | lr | validation final return | chosen |",
@@ -733,8 +826,10 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
                      f"{a['lr']:.3g} | {r['final_return']:.1f} | "
                      f"{'yes' if r['method'] in picked else ''} |")
     ctx.add_section("Learning rate chosen on validation seeds (C2)",
-                    f"Seeds {val_seeds}; the verdict's seeds are {ctx.seeds}.\n\n"
-                    + "\n".join(lines))
+                    f"Seeds {val_seeds}; the verdict's seeds are {ctx.seeds}. Grid lr0 x k^e, "
+                    f"e in {{0, 0.5, 1}} (k = {cfg.batch_multiplier}), extended by 0.5 past an "
+                    f"edge that won, up to {cfg.lr_grid_extensions} times; still at an edge: "
+                    f"{edges or 'none'}.\n\n" + "\n".join(lines))
 
     results = ctx.run_trials(learn_trial, ctx.make_trials(sorted(picked)))
     ctx.add_trial_results(results, higher_is_better={
@@ -762,7 +857,7 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
 
     ctx.set_verdict(verdict(verdict_rows(tp_rows, ctx.rows, arms),
                             return_margin=cfg.return_margin, free_cores=free_cores,
-                            preset=ctx.preset))
+                            preset=ctx.preset, lr_edges=edges))
     ctx.note("arms", arms)
     torso = ("separate actor and critic networks" if _arch(cfg.learn_env) == "mlp"
              else "one torso shared by policy and value")
