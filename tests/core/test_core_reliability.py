@@ -255,12 +255,18 @@ def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path):
         text=True,
         env=env,
     )
-    deadline = time.time() + 60
-    while not list((tmp_path / "smoke").glob("*.partial/checkpoints/*.pt")):
-        assert time.time() < deadline and proc.poll() is None, "run did not start"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.time() + 60
+        while not list((tmp_path / "smoke").glob("*.partial/checkpoints/*.pt")):
+            assert time.time() < deadline and proc.poll() is None, "run did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        # generous: on an overloaded 2-core machine the exit can take tens of seconds
+        _, err = proc.communicate(timeout=120)
+    finally:  # never leave the child running into the next test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130
     assert "interrupted; continue with: adaptlearn run smoke" in err and "--resume" in err
 
