@@ -232,7 +232,10 @@ def test_unreachable_ray_address_is_refused_quickly(tmp_path, capsys):
     _one_line_error(capsys, "did not answer")
 
 
-def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path):
+@pytest.mark.parametrize("backend", ["local", "process"])
+def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path, backend):
+    # Each trial runs for minutes: the run must stop at once, not finish (or, with a process
+    # pool, start) its trials first. The signal goes to the main process alone, as `kill -INT`.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -245,9 +248,11 @@ def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path):
             "full",
             "--quiet",
             "--backend",
-            "local",
+            backend,
+            "--workers",
+            "2",
             "--set",
-            "steps=200000",
+            "steps=5000000",
             "--out",
             str(tmp_path),
         ],

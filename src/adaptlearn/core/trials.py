@@ -329,14 +329,22 @@ def run_trials(
 
         ctx = mp.get_context("spawn")
         bar = progress(total=len(todo), desc="trials", disable=None if show_progress else True)
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_die_with_parent
-        ) as pool:
+        )
+        try:
             futures = [pool.submit(_execute, fn, t, config, c) for t, c in contexts(local=False)]
             for fut in as_completed(futures):
                 store(fut.result())
                 bar.update(1)
-        bar.close()
+        except BaseException:
+            # Ctrl-C or a failed trial: stop now. Leaving the pool normally would wait for every
+            # running trial and then run the queued ones; their checkpoints make them resumable.
+            _stop_pool(pool)
+            raise
+        finally:
+            bar.close()
+        pool.shutdown(wait=True)
     else:
         _run_ray(fn, list(contexts(local=False)), config, workers, ray_address, store)
     return [results[k] for k in keys]
@@ -379,6 +387,21 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
         raise ValueError(
             f"Ray address {address!r} did not answer within {timeout_s:g} s ({err})"
         ) from None
+
+
+def _stop_pool(pool: Any) -> None:
+    """Cancel a process pool's queued trials and kill its workers at once (no waiting)."""
+    kill = getattr(pool, "kill_workers", None)  # Python >= 3.14: also cancels the queue
+    if kill is not None:
+        kill()
+        return
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown drops it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+    for proc in procs:
+        proc.join(timeout=5)
 
 
 def _die_with_parent() -> None:
