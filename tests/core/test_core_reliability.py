@@ -236,7 +236,7 @@ def test_unreachable_ray_address_is_refused_quickly(tmp_path, capsys):
 def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path, backend):
     # Each trial runs for minutes: the run must stop at once, not finish (or, with a process
     # pool, start) its trials first. The signal goes to the main process alone, as `kill -INT`.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -267,7 +267,12 @@ def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path, backend):
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         # generous: on an overloaded 2-core machine the exit can take tens of seconds
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # show where it is stuck: faulthandler's dump
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"the run did not stop within 120 s of SIGINT; its stderr:\n{err}")
     finally:  # never leave the child running into the next test
         if proc.poll() is None:
             proc.kill()

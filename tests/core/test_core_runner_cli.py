@@ -14,7 +14,7 @@ import pytest
 from adaptlearn.cli import main
 from adaptlearn.core.io import read_csv
 from adaptlearn.core.report import build_report
-from adaptlearn.core.trials import make_trials, run_trials
+from adaptlearn.core.trials import TrialFailedError, make_trials, run_trials
 from adaptlearn.experiments.smoke import SmokeConfig, train_one
 
 
@@ -199,3 +199,17 @@ def test_markdown_sections_render_as_html_tables():
     page = markdown_to_html("| a | b |\n|---|---|\n| 1 | <x> |\n\nSome **bold** and `code`.")
     assert "<table>" in page and "<td>&lt;x&gt;</td>" in page and "|---" not in page
     assert "<strong>bold</strong>" in page and "<code>code</code>" in page
+
+
+def test_a_failed_trial_in_a_process_pool_starts_no_more_trials(tmp_path):
+    # one worker; every trial checkpoints at step 1000 and fails at step 3000 (a fraction of a
+    # second later). When the first fails, the pool has handed a few more to its worker's queue
+    # (3 here: those can no longer be cancelled); the rest never start. Leaving the pool
+    # normally would have run all ten.
+    cfg = SmokeConfig(steps=5000, n_seeds=1, checkpoint_every=1000, fail_at_step=3000)
+    trials = make_trials(["sgd"], range(10))
+    with pytest.raises(TrialFailedError, match="injected failure at step 3000"):
+        run_trials(train_one, trials, cfg, backend="process", workers=1,
+                   checkpoint_dir=tmp_path / "ckpt")
+    started = sorted(p.stem for p in (tmp_path / "ckpt").glob("*.pt"))
+    assert started[0] == "sgd-seed0" and len(started) <= 5, started

@@ -332,19 +332,32 @@ def run_trials(
         pool = ProcessPoolExecutor(
             max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_die_with_parent
         )
+        failure: Exception | None = None
         try:
             futures = [pool.submit(_execute, fn, t, config, c) for t, c in contexts(local=False)]
             for fut in as_completed(futures):
-                store(fut.result())
+                if fut.cancelled():
+                    continue
+                try:
+                    result = fut.result()
+                except Exception as err:  # a failed trial: start no more, keep the running ones
+                    if failure is None:
+                        failure = err
+                        for other in futures:
+                            other.cancel()
+                    continue
+                store(result)
                 bar.update(1)
         except BaseException:
-            # Ctrl-C or a failed trial: stop now. Leaving the pool normally would wait for every
-            # running trial and then run the queued ones; their checkpoints make them resumable.
+            # Ctrl-C: stop now. Leaving the pool normally would wait for every running trial and
+            # then run the queued ones; their checkpoints make them resumable.
             _stop_pool(pool)
             raise
         finally:
             bar.close()
         pool.shutdown(wait=True)
+        if failure is not None:
+            raise failure
     else:
         _run_ray(fn, list(contexts(local=False)), config, workers, ray_address, store)
     return [results[k] for k in keys]
@@ -390,7 +403,7 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
 
 
 def _stop_pool(pool: Any) -> None:
-    """Cancel a process pool's queued trials and kill its workers at once (no waiting)."""
+    """Cancel a process pool's queued trials and kill its workers at once (on Ctrl-C)."""
     kill = getattr(pool, "kill_workers", None)  # Python >= 3.14: also cancels the queue
     if kill is not None:
         kill()
