@@ -259,6 +259,10 @@ def test_ctrl_c_prints_how_to_resume_and_exits_130(tmp_path, backend):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # a shell without job control starts background jobs (`make test &`, nohup) with SIGINT
+        # ignored, and the child would inherit that: Python then installs no KeyboardInterrupt
+        # handler. The test is about our handling, so the child starts with the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 60
