@@ -276,6 +276,11 @@ def run_trials(
         show_progress: allow progress bars (local backend only).
         device: torch device string passed to trial functions.
         threads: torch/BLAS threads per trial.
+
+    A failed trial raises :class:`TrialFailedError` once the trials already running have
+    finished (their results are kept; with ``process`` no further trial starts). Ctrl-C stops
+    at once (``process``: queued trials cancelled, workers killed); checkpoints and the cache
+    let ``resume`` continue either run.
     """
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}; got {backend!r}")
