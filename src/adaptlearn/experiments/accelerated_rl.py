@@ -827,7 +827,8 @@ def run(cfg: AcceleratedRLConfig, ctx: RunContext) -> None:
                      f"{'yes' if r['method'] in picked else ''} |")
     ctx.add_section("Learning rate chosen on validation seeds (C2)",
                     f"Seeds {val_seeds}; the verdict's seeds are {ctx.seeds}. Grid lr0 x k^e, "
-                    f"e in {{0, 0.5, 1}} (k = {cfg.batch_multiplier}), extended by 0.5 past an "
+                    f"e in {{{', '.join(f'{_RULE_EXPONENT[r]:g}' for r in cfg.lr_rules)}}} "
+                    f"(k = {cfg.batch_multiplier}), extended by 0.5 past an "
                     f"edge that won, up to {cfg.lr_grid_extensions} times; still at an edge: "
                     f"{edges or 'none'}.\n\n" + "\n".join(lines))
 
